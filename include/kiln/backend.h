@@ -1,0 +1,119 @@
+/* The backend interface: one ops table per device kind.
+ *
+ * Every op is a plain function over flat float buffers, llm.c style. Argument order is fixed:
+ * outputs, saved-for-backward buffers, inputs, weights, dimensions, then the stream (NULL on
+ * the CPU). Row-major everywhere. Backward ops ACCUMULATE (+=) into every gradient they
+ * write, input gradients included, so residual branches and tied weights need no extra adds;
+ * callers zero gradient buffers once per step.
+ *
+ * The CPU backend (src/device/cpu*.c) implements every op; the CUDA backend (kernels/) will
+ * implement the same table. Dispatch goes through kiln_backend so a missing op is an error
+ * ("no method X for backend Y"), never a crash. */
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/status.h"
+
+typedef struct kiln_ops {
+    /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major; op(X) = X or X^T. */
+    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc, void *stream);
+
+    /* out (N,OC) = inp (N,C) @ weight(OC,C)^T + bias (OC, may be NULL) */
+    void (*linear_forward)(float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int C, int OC, void *stream);
+    /* dinp += dout @ weight; dweight += dout^T @ inp; dbias += colsum(dout) (dbias may be NULL).
+     * dinp may be NULL when the input needs no gradient (the first layer). */
+    void (*linear_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int C, int OC,
+                            void *stream);
+
+    /* GELU, tanh approximation (as GPT-2). */
+    void (*gelu_forward)(float *out, const float *inp, size_t n, void *stream);
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n,
+                          void *stream);
+
+    /* LayerNorm over the last dim C of inp (N,C); eps 1e-5. mean, rstd (N) saved. */
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C, void *stream);
+    void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C, void *stream);
+
+    /* out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) int32, wte (V,C), wpe (maxT,C). */
+    void (*embedding_forward)(float *out, const int32_t *tokens, const float *wte,
+                              const float *wpe, int B, int T, int C, void *stream);
+    void (*embedding_backward)(float *dwte, float *dwpe, const float *dout,
+                               const int32_t *tokens, int B, int T, int C, void *stream);
+
+    /* Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v side by side, each split
+     * into NH heads of C/NH. att (B,NH,T,T) saves the softmax probabilities (upper triangle
+     * zero). out (B,T,C). Scale 1/sqrt(C/NH). */
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
+                              int NH, void *stream);
+    /* dqkv += d/dqkv. scratch is (B,NH,T,T) of caller-owned workspace. */
+    void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *att, int B, int T, int C, int NH, void *stream);
+
+    /* Fused softmax + cross-entropy over logits (N,V) with targets (N) int32.
+     * losses (N) = -log softmax(logits)[target]; probs (N,V) saved. A target < 0 is ignored
+     * (loss 0, no gradient). */
+    void (*softmax_xent_forward)(float *losses, float *probs, const float *logits,
+                                 const int32_t *targets, int N, int V, void *stream);
+    /* dlogits += scale * (probs - onehot(target)); scale is usually 1/(number of targets). */
+    void (*softmax_xent_backward)(float *dlogits, const float *probs, const int32_t *targets,
+                                  float scale, int N, int V, void *stream);
+
+    /* out = a + b; backward: da += dout, db += dout. */
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t n, void *stream);
+    void (*residual_backward)(float *da, float *db, const float *dout, size_t n, void *stream);
+
+    /* Inverted dropout with probability p: keep element i iff
+     * kiln_rng_uniform(seed, stream_id, i) >= p, scaling kept values by 1/(1-p). The mask is
+     * recomputed from (seed, stream_id) in backward, so nothing is saved. p == 0 copies. */
+    void (*dropout_forward)(float *out, const float *inp, float p, uint64_t seed,
+                            uint64_t stream_id, size_t n, void *stream);
+    void (*dropout_backward)(float *dinp, const float *dout, float p, uint64_t seed,
+                             uint64_t stream_id, size_t n, void *stream);
+
+    /* AdamW on a range (decoupled weight decay: p -= lr*wd*p). t is the 1-based step for bias
+     * correction. grad_scale multiplies grads first (clipping / averaging folded in). */
+    void (*adamw_update)(float *params, float *m, float *v, const float *grads, size_t n,
+                         float lr, float beta1, float beta2, float eps, float weight_decay,
+                         float grad_scale, int t, void *stream);
+    /* SGD with momentum (PyTorch convention: buf = mu*buf + g + wd*p; p -= lr*buf). */
+    void (*sgd_update)(float *params, float *momentum_buf, const float *grads, size_t n,
+                       float lr, float momentum, float weight_decay, float grad_scale,
+                       void *stream);
+    /* Sum of squares of x, accumulated in double (the caller takes sqrt over all ranges). */
+    double (*sum_squares)(const float *x, size_t n, void *stream);
+
+    /* x *= s; memset-to-zero; y += x. */
+    void (*scale)(float *x, float s, size_t n, void *stream);
+    void (*zero)(float *x, size_t n, void *stream);
+    void (*axpy)(float *y, const float *x, float a, size_t n, void *stream);
+} kiln_ops;
+
+typedef enum { KILN_DEVICE_CPU = 0, KILN_DEVICE_CUDA } kiln_device_kind;
+
+typedef struct kiln_backend {
+    const char *name;            /* "cpu", "cuda" */
+    kiln_device_kind kind;
+    kiln_ops ops;
+    void *stream;                /* default stream; NULL on the CPU */
+    /* Memory on this device. */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*copy_to_device)(void *dst, const void *src, size_t bytes, void *stream);
+    void (*copy_to_host)(void *dst, const void *src, size_t bytes, void *stream);
+    void (*synchronize)(void *stream);
+} kiln_backend;
+
+/* Backend by name ("cpu", "cuda"); a clear error if it was not built or no device exists. */
+kiln_status kiln_backend_get(const char *name, const kiln_backend **out);
+const kiln_backend *kiln_backend_cpu(void);
+/* Fails with "no method <op> for backend <name>" when an op is missing from the table. */
+kiln_status kiln_backend_validate(const kiln_backend *be);
+
+#endif

@@ -1,0 +1,62 @@
+/* YAML configs with a schema, dotted overrides and errors that name the key path.
+ *
+ * A job kind describes its config as a table of keys (dotted path, type, offset into a plain
+ * C struct, default, help). Loading = defaults, then the YAML file, then `--set k=v`
+ * overrides, in that order. Every key in the file or an override must be in the table:
+ * an unknown key, a wrong type, a value outside `choices`, or malformed YAML is an error that
+ * names the file (and line) or the override, the key path, what was expected and what was
+ * found. The resolved config can be emitted back as YAML (printed by rank 0, stored in
+ * checkpoints) and parsed again to the same struct. */
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+#include <stddef.h>
+#include <stdio.h>
+#include "kiln/status.h"
+
+#define KILN_CFG_STR_MAX 512
+#define KILN_CFG_LIST_MAX 16
+
+typedef char kiln_cfg_str[KILN_CFG_STR_MAX];
+typedef struct {
+    int n;
+    int v[KILN_CFG_LIST_MAX];
+} kiln_cfg_int_list;
+
+typedef enum {
+    KILN_CFG_INT,      /* int; YAML integer */
+    KILN_CFG_INT64,    /* int64_t */
+    KILN_CFG_FLOAT,    /* double; accepts integers too ("1" -> 1.0) */
+    KILN_CFG_BOOL,     /* int 0/1; true/false/yes/no/on/off */
+    KILN_CFG_STRING,   /* kiln_cfg_str */
+    KILN_CFG_INT_LIST  /* kiln_cfg_int_list; YAML flow or block sequence of integers, or "512,512" in --set */
+} kiln_cfg_type;
+
+typedef struct kiln_cfg_key {
+    const char *path;          /* "optim.lr" */
+    kiln_cfg_type type;
+    size_t offset;             /* offsetof(struct, field) */
+    const char *default_value; /* text, parsed by the same rules as YAML scalars; "" = empty */
+    const char *choices;       /* strings only: "adamw|sgd", or NULL for any */
+    const char *help;          /* one line, shown by --help-config */
+} kiln_cfg_key;
+
+typedef struct kiln_cfg_schema {
+    const char *name;          /* "train" */
+    const kiln_cfg_key *keys;
+    size_t n_keys;
+} kiln_cfg_schema;
+
+/* Fill *out from defaults, then yaml_path (may be NULL), then overrides ("a.b=v" strings). */
+kiln_status kiln_config_load(const kiln_cfg_schema *schema, void *out, const char *yaml_path,
+                             const char *const *overrides, int n_overrides);
+/* Same, from YAML text held in memory (e.g. a checkpoint's config attribute); origin names it
+ * in errors. */
+kiln_status kiln_config_load_text(const kiln_cfg_schema *schema, void *out, const char *yaml_text,
+                                  const char *origin, const char *const *overrides,
+                                  int n_overrides);
+/* The resolved config as YAML text (nested maps, keys in schema order); caller frees. */
+char *kiln_config_to_yaml(const kiln_cfg_schema *schema, const void *cfg);
+/* Every key with type, default, choices and help, for `--help-config`. */
+void kiln_config_print_help(const kiln_cfg_schema *schema, FILE *f);
+
+#endif

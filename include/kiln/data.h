@@ -1,0 +1,69 @@
+/* Datasets in HDF5, importers, and the batch loader (deterministic shuffle, prefetch thread).
+ *
+ * Layouts written by `kiln data import`:
+ *   classification (fashion-mnist):  /train/x uint8 [N,D], /train/y uint8 [N],
+ *                                    /test/x, /test/y likewise; file attribute "num_classes".
+ *   text:                            /train/tokens uint8 [N], /val/tokens uint8 [M];
+ *                                    file attribute "vocab_size" = 256.
+ * Opening checks layout, dtype and shape and names the file and dataset in every error. */
+#ifndef KILN_DATA_H
+#define KILN_DATA_H
+#include <stdint.h>
+#include "kiln/status.h"
+
+/* Importers. Output is written to OUT.tmp and renamed only when complete. */
+kiln_status kiln_import_fashion_mnist(const char *dir, const char *out_path);
+/* files in the given order, concatenated; the last val_fraction of bytes -> /val. */
+kiln_status kiln_import_text(const char *const *files, int n_files, double val_fraction,
+                             const char *out_path);
+
+typedef enum { KILN_DATA_CLASSIFY = 0, KILN_DATA_LM } kiln_data_kind;
+
+typedef struct kiln_dataset kiln_dataset;
+/* kind CLASSIFY: split "train"/"test", rows = N, width = D.
+ * kind LM: split "train"/"val", rows = number of windows of seq_len+1 tokens taken at stride
+ * seq_len, width = seq_len. The split is read into memory. */
+kiln_status kiln_dataset_open(const char *path, const char *split, kiln_data_kind kind,
+                              int seq_len, kiln_dataset **out);
+void kiln_dataset_free(kiln_dataset *ds);
+uint64_t kiln_dataset_rows(const kiln_dataset *ds);
+int kiln_dataset_width(const kiln_dataset *ds);
+int kiln_dataset_num_classes(const kiln_dataset *ds); /* CLASSIFY: max label + 1 or attribute; LM: 256 */
+
+typedef struct kiln_batch {
+    int B;              /* rows in this batch (the last eval batch may be short) */
+    float *x;           /* CLASSIFY: (B, D) pixels / 255 */
+    int32_t *y;         /* CLASSIFY: (B) labels */
+    int32_t *tokens;    /* LM: (B, T) inputs */
+    int32_t *targets;   /* LM: (B, T) next tokens */
+} kiln_batch;
+
+kiln_data_kind kiln_dataset_kind(const kiln_dataset *ds);
+/* Materialise rows[0..n) of ds into out, whose buffers hold at least n rows (x and y for
+ * CLASSIFY, tokens and targets for LM); sets out->B = n. KILN_ERR_ARG for a row out of range. */
+kiln_status kiln_dataset_gather(const kiln_dataset *ds, const uint64_t *rows, int n,
+                                kiln_batch *out);
+
+typedef struct kiln_loader_opts {
+    int batch;          /* rows per batch for this rank */
+    int shuffle;        /* 1: permutation per epoch from (seed, epoch); 0: in order */
+    int drop_last;      /* 1: skip a final short batch (training); 0: emit it (eval) */
+    uint64_t seed;
+    int rank, world;    /* this rank takes rows [rank*batch, (rank+1)*batch) of each
+                           global batch of world*batch rows */
+} kiln_loader_opts;
+
+typedef struct kiln_loader kiln_loader;
+/* Starts a prefetch thread that prepares the next batch while the caller computes. */
+kiln_status kiln_loader_create(kiln_dataset *ds, const kiln_loader_opts *opts, kiln_loader **out);
+/* The next batch; valid until the following call. Training loaders run forever (epochs roll
+ * over); eval loaders (shuffle 0, drop_last 0) return *batch = NULL at the end of the epoch and
+ * start again on the next call. */
+kiln_status kiln_loader_next(kiln_loader *l, const kiln_batch **batch);
+/* The cursor: epoch and position (in global rows) of the next batch not yet returned. */
+void kiln_loader_cursor(const kiln_loader *l, uint64_t *epoch, uint64_t *pos);
+/* Move to a saved cursor (drops any prefetched batch). */
+kiln_status kiln_loader_seek(kiln_loader *l, uint64_t epoch, uint64_t pos);
+void kiln_loader_free(kiln_loader *l);
+
+#endif

@@ -1,0 +1,70 @@
+/* Models: an MLP classifier and a GPT-2-style decoder, over flat buffers.
+ *
+ * A model owns one contiguous buffer for its parameters and one for their gradients; layers
+ * hold views (offsets) into them. Tensors are listed in order with their names and shapes
+ * (what checkpoints store) and grouped into blocks (MLP: one per linear layer; GPT:
+ * embedding, each transformer block, final LayerNorm): the unit that recomputation, ZeRO-3
+ * gathers and pipeline stages work on. */
+#ifndef KILN_MODEL_H
+#define KILN_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/backend.h"
+#include "kiln/config.h"
+#include "kiln/data.h"
+#include "kiln/status.h"
+
+typedef struct kiln_model_config {
+    kiln_cfg_str kind;          /* "mlp" | "gpt" */
+    kiln_cfg_int_list hidden;   /* mlp: hidden layer widths */
+    int n_layer, n_head, n_embd, block_size; /* gpt: L, H, C, T */
+    double dropout;             /* gpt residual/embedding dropout; mlp after each GELU */
+    int recompute;              /* gpt: recompute each block's activations in backward */
+    double init_std;            /* gpt weight init (GPT-2: 0.02) */
+} kiln_model_config;
+
+typedef struct kiln_tensor_info {
+    char name[64];              /* "h0.attn.qkv.weight" */
+    size_t offset;              /* into the flat parameter buffer, in floats */
+    size_t numel;
+    int ndim;
+    uint64_t shape[4];
+    int decay;                  /* AdamW weight decay applies (matrices, not biases/norms) */
+    int block;                  /* index of the block it belongs to */
+} kiln_tensor_info;
+
+typedef struct kiln_block_info {
+    size_t offset, numel;       /* parameter range of the block */
+} kiln_block_info;
+
+typedef struct kiln_model kiln_model;
+
+/* in_dim: input width (MLP; ignored by GPT); n_out: classes (MLP) or vocabulary (GPT);
+ * max_batch: rows per forward (activations are sized for it). */
+kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_out,
+                              int max_batch, const kiln_backend *be, uint64_t seed,
+                              kiln_model **out);
+void kiln_model_free(kiln_model *m);
+
+kiln_data_kind kiln_model_data_kind(const kiln_model *m);
+size_t kiln_model_num_params(const kiln_model *m);
+float *kiln_model_params(kiln_model *m);
+float *kiln_model_grads(kiln_model *m);
+int kiln_model_num_tensors(const kiln_model *m);
+const kiln_tensor_info *kiln_model_tensor(const kiln_model *m, int i);
+int kiln_model_num_blocks(const kiln_model *m);
+const kiln_block_info *kiln_model_block(const kiln_model *m, int i);
+/* Training FLOPs (forward + backward) per sample (MLP) or per token (GPT). */
+double kiln_model_train_flops_per_unit(const kiln_model *m);
+
+/* Forward on a batch. training=1 enables dropout (mask from seed and step). loss = mean
+ * over targets; *n_correct (may be NULL) counts top-1 hits; *n_targets counts scored targets. */
+kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
+                               float *loss, int64_t *n_correct, int64_t *n_targets);
+/* Backward of the last forward; gradients accumulate into the flat gradient buffer,
+ * scaled by loss_scale (1/micro-batches for gradient accumulation). */
+kiln_status kiln_model_backward(kiln_model *m, float loss_scale);
+/* Class probabilities (MLP: (B, n_out)) of the last forward, for inference. */
+const float *kiln_model_probs(const kiln_model *m);
+
+#endif

@@ -1,0 +1,44 @@
+/* Optimizers over the flat parameter buffer, LR schedules and global-norm clipping. */
+#ifndef KILN_OPTIM_H
+#define KILN_OPTIM_H
+#include <stddef.h>
+#include "kiln/backend.h"
+#include "kiln/config.h"
+#include "kiln/model.h"
+#include "kiln/status.h"
+
+typedef struct kiln_optim_config {
+    kiln_cfg_str name;          /* "adamw" | "sgd" */
+    double lr, beta1, beta2, eps, weight_decay, momentum, grad_clip;
+} kiln_optim_config;
+
+typedef struct kiln_schedule_config {
+    kiln_cfg_str kind;          /* "constant" | "cosine" | "step" */
+    double warmup_frac;         /* fraction of total steps of linear warmup */
+    int warmup_steps;           /* absolute warmup; wins over warmup_frac when > 0 */
+    double min_lr;              /* cosine floor */
+    int step_every;             /* step: multiply by gamma every step_every steps */
+    double gamma;
+} kiln_schedule_config;
+
+typedef struct kiln_optim kiln_optim;
+
+kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
+                              const kiln_backend *be, kiln_optim **out);
+void kiln_optim_free(kiln_optim *o);
+/* One update. t is the 1-based step; grad_scale multiplies gradients (clipping). */
+void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, int t);
+/* Named state buffers mirroring the parameters ("m", "v" for AdamW; "momentum" for SGD). */
+int kiln_optim_num_states(const kiln_optim *o);
+const char *kiln_optim_state_name(const kiln_optim *o, int i);
+float *kiln_optim_state(kiln_optim *o, int i);
+
+/* Learning rate for 0-based step of total_steps. */
+double kiln_schedule_lr(const kiln_schedule_config *s, double base_lr, long step, long total_steps);
+
+/* Global L2 norm of the gradient buffer (double accumulation), and the factor that clips it
+ * to max_norm (1 when max_norm <= 0 or the norm is within it). */
+double kiln_grad_global_norm(const kiln_backend *be, const float *grads, size_t n);
+float kiln_clip_factor(double norm, double max_norm);
+
+#endif

@@ -1,0 +1,17 @@
+/* Process-wide runtime: threads and stop requests (SIGTERM/SIGUSR1, e.g. Slurm preemption). */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+
+/* Exit code of a job that stopped at a safe point after a signal, checkpoint written. */
+#define KILN_EXIT_PREEMPTED 75
+
+/* Set OpenMP and OpenBLAS threads; n <= 0 keeps the default (OMP_NUM_THREADS or all cores).
+ * Returns the number in effect. */
+int kiln_threads_set(int n);
+
+/* Catch SIGTERM and SIGUSR1: they only set a flag that long jobs poll at safe points. */
+void kiln_signals_install(void);
+/* The signal number received, or 0. */
+int kiln_signals_pending(void);
+
+#endif

@@ -1,0 +1,51 @@
+/* `kiln train`: the training job. Its config (schema in src/train/train_config.c) and the
+ * entry point that the CLI calls. */
+#ifndef KILN_TRAIN_H
+#define KILN_TRAIN_H
+#include <stdint.h>
+#include "kiln/config.h"
+#include "kiln/model.h"
+#include "kiln/optim.h"
+#include "kiln/status.h"
+
+typedef struct kiln_train_config {
+    kiln_model_config model;
+    struct {
+        kiln_cfg_str path;          /* HDF5 file from `kiln data import` */
+        kiln_cfg_str train_split;   /* "train" */
+        kiln_cfg_str eval_split;    /* "" = test (classification) or val (text) */
+    } data;
+    kiln_optim_config optim;
+    kiln_schedule_config schedule;
+    struct {
+        int steps;                  /* optimizer steps */
+        int batch_size;             /* global rows (sequences) per step */
+        int micro_batch;            /* rows per forward/backward; 0 = batch_size */
+        int64_t seed;
+        int eval_every;             /* 0 = only at the end */
+        int eval_batches;           /* 0 = the whole eval split */
+        int log_every;
+        int ckpt_every;             /* 0 = only at the end */
+        int keep;                   /* checkpoints kept */
+        int threads;                /* OpenMP/BLAS threads; 0 = all cores of this rank */
+        kiln_cfg_str out_dir;       /* metrics.jsonl, ckpt/, summary.json */
+        double progress_interval;   /* seconds between progress lines when not on a terminal */
+    } train;
+    struct {
+        kiln_cfg_str name;          /* "cpu" | "cuda" */
+    } backend;
+} kiln_train_config;
+
+extern const kiln_cfg_schema kiln_train_schema;
+
+typedef struct kiln_train_opts {
+    const char *config_path;
+    const char *const *overrides;
+    int n_overrides;
+    const char *resume;             /* "auto" (default), "never", or a checkpoint path */
+} kiln_train_opts;
+
+/* Run training to completion (or resume it). */
+kiln_status kiln_train_run(const kiln_train_opts *opts);
+
+#endif

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's second command (and CI's): install, build, run every test with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+bash scripts/build.sh
+cd build
+ctest --output-on-failure --timeout 1800 -j1 "$@"

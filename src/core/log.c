@@ -1,0 +1,55 @@
+/* Rank-aware logging to stderr with a time stamp relative to start-up. */
+#include "kiln/log.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int log_rank;
+static int log_all_ranks;
+static kiln_log_level log_level = KILN_LOG_INFO;
+static struct timespec log_t0;
+
+static kiln_log_level level_from_env(void)
+{
+    const char *s = getenv("KILN_LOG");
+    if (!s || !*s) return KILN_LOG_INFO;
+    if (!strcmp(s, "debug")) return KILN_LOG_DEBUG;
+    if (!strcmp(s, "warn")) return KILN_LOG_WARN;
+    if (!strcmp(s, "error")) return KILN_LOG_ERROR;
+    return KILN_LOG_INFO;
+}
+
+void kiln_log_init(int rank)
+{
+    log_rank = rank;
+    log_level = level_from_env();
+    const char *all = getenv("KILN_LOG_ALL_RANKS");
+    log_all_ranks = all && !strcmp(all, "1");
+    clock_gettime(CLOCK_MONOTONIC, &log_t0);
+}
+
+int kiln_log_enabled(kiln_log_level level)
+{
+    if (level < log_level) return 0;
+    if (level <= KILN_LOG_INFO && log_rank != 0 && !log_all_ranks) return 0;
+    return 1;
+}
+
+void kiln_log(kiln_log_level level, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (!kiln_log_enabled(level)) return;
+    if (log_t0.tv_sec == 0) clock_gettime(CLOCK_MONOTONIC, &log_t0);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double t = (double)(now.tv_sec - log_t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - log_t0.tv_nsec);
+    char line[8192];
+    int n = snprintf(line, sizeof line, "[kiln r%d %8.2fs %s] ", log_rank, t, names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line); /* one write per line keeps ranks' lines whole */
+}

@@ -1,0 +1,32 @@
+/* Threads and stop requests. A signal handler may only set a flag; the job notices it at the
+ * next safe point (end of a step), writes a checkpoint and exits with KILN_EXIT_PREEMPTED. */
+#include "kiln/runtime.h"
+#include <cblas.h>
+#include <omp.h>
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void kiln_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+int kiln_signals_pending(void) { return (int)stop_signal; }
+
+int kiln_threads_set(int n)
+{
+    if (n > 0) omp_set_num_threads(n);
+    int threads = omp_get_max_threads();
+    /* OpenBLAS keeps its own pool; match it so GEMMs and OpenMP kernels use the same cores */
+    openblas_set_num_threads(threads);
+    return threads;
+}

@@ -1,0 +1,39 @@
+/* What ckpt.c shares with ckpt_inspect.c: opening a checkpoint, its sidecar check, its meta,
+ * and a per-dataset scan (shape, L2 norm, crc32 against the stored attribute). */
+#ifndef KILN_CKPT_INTERNAL_H
+#define KILN_CKPT_INTERNAL_H
+#include <hdf5.h>
+#include "kiln/ckpt.h"
+
+#define KILN_CKPT_FORMAT_VERSION 1
+
+/* Opens read-only; a file HDF5 cannot open (truncated, not HDF5) is KILN_ERR_CKPT. */
+kiln_status kiln_ckpt_open(const char *path, hid_t *file);
+
+/* Checks PATH.crc32 ("crc32-hex size") against the file; *present = 0 and KILN_OK when the
+ * sidecar does not exist. */
+kiln_status kiln_ckpt_check_sidecar(const char *path, int *present);
+
+/* Root attributes -> meta (format_version must be KILN_CKPT_FORMAT_VERSION). */
+kiln_status kiln_ckpt_read_meta(hid_t file, const char *path, kiln_ckpt_meta *meta);
+
+typedef struct kiln_ckpt_dataset_info {
+    char dtype[32];                       /* "" until the type has been read */
+    int ndim;                             /* 0 until the shape has been read */
+    uint64_t shape[KILN_CKPT_MAX_DIMS];
+    int data_read;                        /* 1 once norm and crc below are valid */
+    double norm;                          /* L2 norm of the data */
+    uint32_t crc;                         /* crc32 of the data as read */
+} kiln_ckpt_dataset_info;
+
+/* Reads dataset `name` in blocks and fills info; fails with KILN_ERR_CKPT (naming the dataset
+ * and file) when it is not float32, has no crc32 attribute, or its data's crc32 differs. */
+kiln_status kiln_ckpt_scan_dataset(hid_t file, const char *path, const char *name,
+                                   kiln_ckpt_dataset_info *info);
+
+/* Calls fn for every dataset in the file, in name order; stops at the first failure. */
+typedef kiln_status (*kiln_ckpt_dataset_fn)(hid_t file, const char *name, void *ctx);
+kiln_status kiln_ckpt_for_each_dataset(hid_t file, const char *path, kiln_ckpt_dataset_fn fn,
+                                       void *ctx);
+
+#endif

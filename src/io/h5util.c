@@ -1,0 +1,473 @@
+/* HDF5 and file helpers shared by checkpoints, importers and readers (see kiln/h5util.h). */
+#include "kiln/h5util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+void kiln_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* Walking upward visits the most specific error first; that one says what actually went
+ * wrong ("truncated file: eof = ..."), the API-level ones only that something did. */
+static herr_t innermost_error(unsigned n, const H5E_error2_t *err, void *out)
+{
+    if (n == 0 && err->desc) snprintf(out, 512, "%s", err->desc);
+    return 0;
+}
+
+kiln_status kiln_h5_error_at(kiln_status code, const char *file, int line, const char *fmt, ...)
+{
+    char msg[2048], h5[512] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, h5);
+    H5Eclear2(H5E_DEFAULT);
+    if (h5[0]) return kiln_error_at(code, file, line, "%s: %s", msg, h5);
+    return kiln_error_at(code, file, line, "%s", msg);
+}
+
+void kiln_h5_describe(hid_t obj, char *buf, size_t len)
+{
+    char file[PATH_MAX] = "?", name[1024] = "?";
+    if (H5Fget_name(obj, file, sizeof file) < 0) strcpy(file, "?");
+    if (H5Iget_name(obj, name, sizeof name) <= 0) strcpy(name, "?");
+    snprintf(buf, len, "'%s' in '%s'", name, file);
+}
+
+void kiln_h5_type_name(hid_t type, char *buf, size_t len)
+{
+    size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(buf, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    case H5T_ENUM: snprintf(buf, len, "enum"); break;
+    case H5T_ARRAY: snprintf(buf, len, "array"); break;
+    case H5T_VLEN: snprintf(buf, len, "vlen"); break;
+    default: snprintf(buf, len, "opaque/other"); break;
+    }
+}
+
+void kiln_h5_format_shape(const uint64_t *shape, int ndim, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && used < len; d++) {
+        const char *sep = d ? "," : "";
+        if (shape[d] == KILN_H5_ANY)
+            used += (size_t)snprintf(buf + used, len - used, "%sN", sep);
+        else
+            used += (size_t)snprintf(buf + used, len - used, "%s%llu", sep,
+                                     (unsigned long long)shape[d]);
+    }
+    if (used < len) snprintf(buf + used, len - used, "]");
+}
+
+int kiln_h5_exists(hid_t loc, const char *path)
+{
+    kiln_h5_quiet();
+    char prefix[1024];
+    if (strlen(path) >= sizeof prefix) return 0;
+    /* H5Lexists fails rather than answers 0 when an intermediate group is missing. */
+    for (const char *p = path; (p = strchr(p, '/')) != NULL; p++) {
+        if (p == path) continue; /* leading '/' = the root, which exists */
+        memcpy(prefix, path, (size_t)(p - path));
+        prefix[p - path] = '\0';
+        if (H5Lexists(loc, prefix, H5P_DEFAULT) <= 0) return 0;
+    }
+    return strcmp(path, "/") == 0 || H5Lexists(loc, path, H5P_DEFAULT) > 0;
+}
+
+kiln_status kiln_h5_dataset_shape(hid_t dset, int *ndim, uint64_t shape[KILN_H5_MAX_DIMS])
+{
+    char what[1200];
+    hsize_t dims[KILN_H5_MAX_DIMS];
+    kiln_h5_quiet();
+    kiln_h5_describe(dset, what, sizeof what);
+    hid_t space = H5Dget_space(dset);
+    KILN_H5_CHECK(space, KILN_ERR_HDF5, "reading the shape of dataset %s", what);
+    int nd = H5Sget_simple_extent_ndims(space);
+    if (nd >= 0 && nd <= KILN_H5_MAX_DIMS) nd = H5Sget_simple_extent_dims(space, dims, NULL);
+    kiln_status st = KILN_OK;
+    if (nd < 0)
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading the shape of dataset %s", what);
+    else if (nd > KILN_H5_MAX_DIMS)
+        st = KILN_ERROR(KILN_ERR_DATA, "dataset %s has %d dimensions, at most %d supported", what,
+                        nd, KILN_H5_MAX_DIMS);
+    H5Sclose(space);
+    if (st != KILN_OK) return st;
+    *ndim = nd;
+    for (int d = 0; d < nd; d++) shape[d] = dims[d];
+    return KILN_OK;
+}
+
+static int types_match(hid_t a, hid_t b)
+{
+    H5T_class_t cls = H5Tget_class(a);
+    if (cls != H5Tget_class(b) || H5Tget_size(a) != H5Tget_size(b)) return 0;
+    return cls != H5T_INTEGER || H5Tget_sign(a) == H5Tget_sign(b);
+}
+
+static int shapes_match(const uint64_t *want, int want_nd, const uint64_t *got, int got_nd)
+{
+    if (want_nd != got_nd) return 0;
+    for (int d = 0; d < got_nd; d++)
+        if (want[d] != KILN_H5_ANY && want[d] != got[d]) return 0;
+    return 1;
+}
+
+kiln_status kiln_h5_open_dataset(hid_t loc, const char *name, hid_t type, int ndim,
+                                 const uint64_t *shape, hid_t *out)
+{
+    char file[PATH_MAX] = "?";
+    kiln_h5_quiet();
+    H5Fget_name(loc, file, sizeof file);
+    if (!kiln_h5_exists(loc, name))
+        return KILN_ERROR(KILN_ERR_DATA, "no dataset '%s' in '%s'", name, file);
+    hid_t dset = H5Dopen2(loc, name, H5P_DEFAULT);
+    KILN_H5_CHECK(dset, KILN_ERR_DATA, "'%s' in '%s' is not a readable dataset", name, file);
+    uint64_t found[KILN_H5_MAX_DIMS];
+    int found_nd = 0;
+    kiln_status st = kiln_h5_dataset_shape(dset, &found_nd, found);
+    hid_t ftype = H5Dget_type(dset);
+    if (st == KILN_OK && ftype < 0)
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading the type of dataset '%s' in '%s'", name, file);
+    if (st == KILN_OK &&
+        !(types_match(ftype, type) && shapes_match(shape, ndim, found, found_nd))) {
+        char want_t[32], got_t[32], want_s[256], got_s[256];
+        kiln_h5_type_name(type, want_t, sizeof want_t);
+        kiln_h5_type_name(ftype, got_t, sizeof got_t);
+        kiln_h5_format_shape(shape, ndim, want_s, sizeof want_s);
+        kiln_h5_format_shape(found, found_nd, got_s, sizeof got_s);
+        st = KILN_ERROR(KILN_ERR_DATA, "dataset '%s' in '%s': expected %s %s, found %s %s", name,
+                        file, want_t, want_s, got_t, got_s);
+    }
+    if (ftype >= 0) H5Tclose(ftype);
+    if (st != KILN_OK) {
+        H5Dclose(dset);
+        return st;
+    }
+    *out = dset;
+    return KILN_OK;
+}
+
+/* Adds to the selection row `row` (a flat index over dims [0, k-1)), elements [col, col+n) of
+ * dim k-1, and all of every dim from k on. */
+static herr_t select_block(hid_t space, const hsize_t *dims, int ndim, int k, hsize_t row,
+                           hsize_t col, hsize_t n)
+{
+    hsize_t off[KILN_H5_MAX_DIMS], cnt[KILN_H5_MAX_DIMS];
+    for (int d = k - 2; d >= 0; d--) {
+        off[d] = row % dims[d];
+        cnt[d] = 1;
+        row /= dims[d];
+    }
+    off[k - 1] = col;
+    cnt[k - 1] = n;
+    for (int d = k; d < ndim; d++) {
+        off[d] = 0;
+        cnt[d] = dims[d];
+    }
+    return H5Sselect_hyperslab(space, H5S_SELECT_OR, off, NULL, cnt, NULL);
+}
+
+/* Selects elements [start, start+count) (count > 0) of the array of dims [0, k), where one
+ * element spans all of the dims from k on: a partial first row, the whole rows (a flat range
+ * one level up), a partial last row. A range inside one row is one block, so k == 1 never
+ * recurses. */
+static herr_t select_flat(hid_t space, const hsize_t *dims, int ndim, int k, hsize_t start,
+                          hsize_t count)
+{
+    hsize_t cols = dims[k - 1], end = start + count;
+    hsize_t first = start / cols, last = (end - 1) / cols;
+    if (first == last) return select_block(space, dims, ndim, k, first, start % cols, count);
+    hsize_t whole_from = first, whole_to = last + 1;
+    if (start % cols) {
+        if (select_block(space, dims, ndim, k, first, start % cols, cols - start % cols) < 0)
+            return -1;
+        whole_from++;
+    }
+    if (end % cols) {
+        if (select_block(space, dims, ndim, k, last, 0, end % cols) < 0) return -1;
+        whole_to--;
+    }
+    if (whole_to > whole_from)
+        return select_flat(space, dims, ndim, k - 1, whole_from, whole_to - whole_from);
+    return 0;
+}
+
+static kiln_status transfer_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t start,
+                                  uint64_t count, void *rbuf, const void *wbuf)
+{
+    char what[1200];
+    kiln_h5_quiet();
+    kiln_h5_describe(dset, what, sizeof what);
+    const char *verb = rbuf ? "reading" : "writing";
+    hid_t fspace = H5Dget_space(dset);
+    KILN_H5_CHECK(fspace, KILN_ERR_HDF5, "%s dataset %s", verb, what);
+    kiln_status st = KILN_OK;
+    hid_t mspace = H5I_INVALID_HID;
+    hsize_t dims[KILN_H5_MAX_DIMS];
+    int nd = H5Sget_simple_extent_ndims(fspace);
+    if (nd < 1 || nd > KILN_H5_MAX_DIMS) {
+        st = KILN_ERROR(KILN_ERR_DATA, "%s a range of dataset %s: rank %d is not in 1..%d", verb,
+                        what, nd, KILN_H5_MAX_DIMS);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(fspace, dims, NULL);
+    uint64_t numel = (uint64_t)H5Sget_simple_extent_npoints(fspace);
+    if (start > numel || count > numel - start) {
+        st = KILN_ERROR(KILN_ERR_ARG, "%s elements [%llu, %llu) of dataset %s, which has %llu",
+                        verb, (unsigned long long)start, (unsigned long long)(start + count),
+                        what, (unsigned long long)numel);
+        goto done;
+    }
+    /* An empty range still makes the call: collective MPI-IO needs every rank in it. */
+    hsize_t mdims = count ? count : 1;
+    mspace = H5Screate_simple(1, &mdims, NULL);
+    KILN_H5_CHECK_GOTO(mspace, st, done, KILN_ERR_HDF5, "%s dataset %s", verb, what);
+    herr_t sel = H5Sselect_none(fspace);
+    if (sel >= 0 && count == 0) sel = H5Sselect_none(mspace);
+    if (sel >= 0 && count > 0) sel = select_flat(fspace, dims, nd, nd, start, count);
+    KILN_H5_CHECK_GOTO(sel, st, done, KILN_ERR_HDF5,
+                       "selecting elements [%llu, %llu) of dataset %s", (unsigned long long)start,
+                       (unsigned long long)(start + count), what);
+    herr_t err = rbuf ? H5Dread(dset, mem_type, mspace, fspace, dxpl, rbuf)
+                      : H5Dwrite(dset, mem_type, mspace, fspace, dxpl, wbuf);
+    KILN_H5_CHECK_GOTO(err, st, done, KILN_ERR_HDF5, "%s elements [%llu, %llu) of dataset %s",
+                       verb, (unsigned long long)start, (unsigned long long)(start + count), what);
+done:
+    if (mspace >= 0) H5Sclose(mspace);
+    H5Sclose(fspace);
+    return st;
+}
+
+kiln_status kiln_h5_read_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t start,
+                               uint64_t count, void *buf)
+{
+    return transfer_range(dset, mem_type, dxpl, start, count, buf, NULL);
+}
+
+kiln_status kiln_h5_write_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t start,
+                                uint64_t count, const void *buf)
+{
+    return transfer_range(dset, mem_type, dxpl, start, count, NULL, buf);
+}
+
+int kiln_h5_has_attr(hid_t obj, const char *name)
+{
+    kiln_h5_quiet();
+    return H5Aexists(obj, name) > 0;
+}
+
+/* Creates (replacing) scalar attribute `name` of file type ftype and writes *value. */
+static kiln_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
+                              const void *value)
+{
+    char what[1200];
+    kiln_h5_quiet();
+    kiln_h5_describe(obj, what, sizeof what);
+    if (H5Aexists(obj, name) > 0)
+        KILN_H5_CHECK(H5Adelete(obj, name), KILN_ERR_HDF5, "replacing attribute '%s' of %s",
+                      name, what);
+    hid_t space = H5Screate(H5S_SCALAR);
+    KILN_H5_CHECK(space, KILN_ERR_HDF5, "writing attribute '%s' of %s", name, what);
+    hid_t attr = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t err = attr < 0 ? -1 : H5Awrite(attr, mtype, value);
+    kiln_status st = err < 0 ? KILN_H5_ERROR(KILN_ERR_HDF5, "writing attribute '%s' of %s", name,
+                                             what)
+                             : KILN_OK;
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    return st;
+}
+
+static kiln_status copy_str(const char *src, const char *what, char *buf, size_t len)
+{
+    size_t n = strlen(src);
+    if (n >= len)
+        return KILN_ERROR(KILN_ERR_DATA, "%s is %zu bytes long, more than the %zu allowed", what,
+                          n, len - 1);
+    memcpy(buf, src, n + 1);
+    return KILN_OK;
+}
+
+static kiln_status read_str(hid_t attr, hid_t ftype, const char *what, char *out, size_t len)
+{
+    kiln_status st = KILN_OK;
+    hid_t mtype = H5Tcopy(H5T_C_S1);
+    KILN_H5_CHECK(mtype, KILN_ERR_HDF5, "reading %s", what);
+    H5Tset_cset(mtype, H5Tget_cset(ftype)); /* HDF5 converts neither ASCII<->UTF-8 way */
+    if (H5Tis_variable_str(ftype) > 0) {
+        char *s = NULL;
+        H5Tset_size(mtype, H5T_VARIABLE);
+        KILN_H5_CHECK_GOTO(H5Aread(attr, mtype, &s), st, done, KILN_ERR_HDF5, "reading %s", what);
+        st = copy_str(s ? s : "", what, out, len);
+        H5free_memory(s);
+    } else {
+        size_t size = H5Tget_size(ftype);
+        char *s = calloc(size + 1, 1);
+        KILN_CHECK_ALLOC(s);
+        H5Tset_size(mtype, size + 1); /* room for the terminator a space-padded string lacks */
+        if (H5Aread(attr, mtype, s) < 0)
+            st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading %s", what);
+        else
+            st = copy_str(s, what, out, len);
+        free(s);
+    }
+done:
+    H5Tclose(mtype);
+    return st;
+}
+
+static const char *class_name(H5T_class_t cls)
+{
+    return cls == H5T_STRING ? "string" : cls == H5T_FLOAT ? "floating-point" : "integer";
+}
+
+/* Reads attribute `name` after checking it holds one value of class cls: a string into buf
+ * (len bytes), a number converted to mtype into buf. */
+static kiln_status read_attr(hid_t obj, const char *name, H5T_class_t cls, hid_t mtype,
+                             void *buf, size_t len)
+{
+    char what[1200], obj_what[1100];
+    kiln_h5_quiet();
+    kiln_h5_describe(obj, obj_what, sizeof obj_what);
+    snprintf(what, sizeof what, "attribute '%s' of %s", name, obj_what);
+    if (H5Aexists(obj, name) <= 0) return KILN_ERROR(KILN_ERR_DATA, "no %s", what);
+    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
+    KILN_H5_CHECK(attr, KILN_ERR_HDF5, "opening %s", what);
+    kiln_status st = KILN_OK;
+    hid_t ftype = H5Aget_type(attr), space = H5Aget_space(attr);
+    if (ftype < 0 || space < 0) {
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading %s", what);
+        goto done;
+    }
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    if (H5Tget_class(ftype) != cls || n != 1) {
+        char got[32];
+        kiln_h5_type_name(ftype, got, sizeof got);
+        st = KILN_ERROR(KILN_ERR_DATA, "%s: expected one %s value, found %lld of type %s", what,
+                        class_name(cls), (long long)n, got);
+    } else if (cls == H5T_STRING) {
+        st = read_str(attr, ftype, what, buf, len);
+    } else if (H5Aread(attr, mtype, buf) < 0) {
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading %s", what);
+    }
+done:
+    if (space >= 0) H5Sclose(space);
+    if (ftype >= 0) H5Tclose(ftype);
+    H5Aclose(attr);
+    return st;
+}
+
+kiln_status kiln_h5_write_attr_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    KILN_H5_CHECK(type, KILN_ERR_HDF5, "writing string attribute '%s'", name);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    kiln_status st = write_attr(obj, name, type, type, &value);
+    H5Tclose(type);
+    return st;
+}
+
+kiln_status kiln_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t len)
+{
+    return read_attr(obj, name, H5T_STRING, H5T_C_S1, buf, len);
+}
+
+kiln_status kiln_h5_write_attr_i64(hid_t obj, const char *name, int64_t value)
+{
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+kiln_status kiln_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value)
+{
+    return read_attr(obj, name, H5T_INTEGER, H5T_NATIVE_INT64, value, sizeof *value);
+}
+
+kiln_status kiln_h5_write_attr_u64(hid_t obj, const char *name, uint64_t value)
+{
+    return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &value);
+}
+
+kiln_status kiln_h5_read_attr_u64(hid_t obj, const char *name, uint64_t *value)
+{
+    return read_attr(obj, name, H5T_INTEGER, H5T_NATIVE_UINT64, value, sizeof *value);
+}
+
+kiln_status kiln_h5_write_attr_f64(hid_t obj, const char *name, double value)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+kiln_status kiln_h5_read_attr_f64(hid_t obj, const char *name, double *value)
+{
+    return read_attr(obj, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, value, sizeof *value);
+}
+
+uint32_t kiln_crc32(uint32_t crc, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    uLong c = crc;
+    while (len > 0) { /* zlib takes a 32-bit length */
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+uint32_t kiln_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    return (uint32_t)crc32_combine(crc_a, crc_b, (z_off_t)len_b); /* z_off_t is 64-bit on LP64 */
+}
+
+kiln_status kiln_file_crc32(const char *path, uint32_t *crc, uint64_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return KILN_ERROR(KILN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) {
+        fclose(f);
+        return KILN_ERROR(KILN_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    uint32_t c = 0;
+    uint64_t total = 0;
+    size_t n;
+    while ((n = fread(buf, 1, CHUNK, f)) > 0) {
+        c = kiln_crc32(c, buf, n);
+        total += n;
+    }
+    int failed = ferror(f);
+    free(buf);
+    fclose(f);
+    if (failed) return KILN_ERROR(KILN_ERR_IO, "error reading '%s'", path);
+    *crc = c;
+    *size = total;
+    return KILN_OK;
+}
+
+kiln_status kiln_file_fsync(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return KILN_ERROR(KILN_ERR_IO, "cannot open '%s' to fsync: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return KILN_ERROR(KILN_ERR_IO, "fsync '%s': %s", path, strerror(err));
+    return KILN_OK;
+}

@@ -1,0 +1,141 @@
+/* The architecture-independent part of a model: flat buffers, tensor/block tables,
+ * dispatch to the architecture (mlp.c, gpt.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model_impl.h"
+
+void kiln_model_begin_block(kiln_model *m)
+{
+    kiln_block_info *b = &m->blocks[m->n_blocks++];
+    b->offset = m->n_params;
+    b->numel = 0;
+}
+
+size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const uint64_t *shape,
+                             int decay)
+{
+    kiln_tensor_info *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= shape[d];
+    }
+    t->offset = m->n_params;
+    t->decay = decay;
+    t->block = m->n_blocks - 1;
+    m->n_params += t->numel;
+    m->blocks[t->block].numel += t->numel;
+    return t->offset;
+}
+
+kiln_status kiln_model_alloc_buffers(kiln_model *m)
+{
+    size_t bytes = m->n_params * sizeof(float);
+    m->params = m->be->alloc(bytes);
+    m->grads = m->be->alloc(bytes);
+    if (!m->params || !m->grads)
+        return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate %zu parameters on %s", m->n_params,
+                          m->be->name);
+    return KILN_OK;
+}
+
+float *kiln_model_param(kiln_model *m, size_t offset) { return m->params + offset; }
+float *kiln_model_grad(kiln_model *m, size_t offset) { return m->grads + offset; }
+
+kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what)
+{
+    *p = m->be->alloc(n * sizeof(float));
+    if (!*p)
+        return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate activations '%s' (%zu floats)", what, n);
+    return KILN_OK;
+}
+
+kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_out,
+                              int max_batch, const kiln_backend *be, uint64_t seed,
+                              kiln_model **out)
+{
+    *out = NULL;
+    if (max_batch <= 0 || n_out <= 0)
+        return KILN_ERROR(KILN_ERR_ARG, "model needs max_batch > 0 and n_out > 0 (got %d, %d)",
+                          max_batch, n_out);
+    kiln_model *m = calloc(1, sizeof *m);
+    KILN_CHECK_ALLOC(m);
+    m->cfg = *cfg;
+    m->be = be;
+    m->in_dim = in_dim;
+    m->n_out = n_out;
+    m->max_batch = max_batch;
+    m->seed = seed;
+    kiln_status st;
+    if (!strcmp(cfg->kind, "mlp")) {
+        st = kiln_mlp_init(m, seed);
+    } else if (!strcmp(cfg->kind, "gpt")) {
+        st = kiln_gpt_init(m, seed);
+    } else {
+        st = KILN_ERROR(KILN_ERR_CONFIG, "model.kind must be mlp or gpt, found '%s'", cfg->kind);
+    }
+    if (st != KILN_OK) {
+        kiln_error_trace(__FILE__, __LINE__, "model init");
+        kiln_model_free(m);
+        return st;
+    }
+    *out = m;
+    return KILN_OK;
+}
+
+void kiln_model_free(kiln_model *m)
+{
+    if (!m) return;
+    if (m->vt && m->vt->free_impl) m->vt->free_impl(m);
+    if (m->params) m->be->free(m->params);
+    if (m->grads) m->be->free(m->grads);
+    free(m);
+}
+
+kiln_data_kind kiln_model_data_kind(const kiln_model *m) { return m->data_kind; }
+size_t kiln_model_num_params(const kiln_model *m) { return m->n_params; }
+float *kiln_model_params(kiln_model *m) { return m->params; }
+float *kiln_model_grads(kiln_model *m) { return m->grads; }
+int kiln_model_num_tensors(const kiln_model *m) { return m->n_tensors; }
+const kiln_tensor_info *kiln_model_tensor(const kiln_model *m, int i) { return &m->tensors[i]; }
+int kiln_model_num_blocks(const kiln_model *m) { return m->n_blocks; }
+const kiln_block_info *kiln_model_block(const kiln_model *m, int i) { return &m->blocks[i]; }
+double kiln_model_train_flops_per_unit(const kiln_model *m) { return m->flops_per_unit; }
+const float *kiln_model_probs(const kiln_model *m) { return m->probs; }
+
+kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
+                               float *loss, int64_t *n_correct, int64_t *n_targets)
+{
+    if (b->B > m->max_batch)
+        return KILN_ERROR(KILN_ERR_ARG, "batch of %d rows exceeds the model's max_batch %d", b->B,
+                          m->max_batch);
+    return m->vt->forward(m, b, training, step, loss, n_correct, n_targets);
+}
+
+kiln_status kiln_model_backward(kiln_model *m, float loss_scale)
+{
+    return m->vt->backward(m, loss_scale);
+}
+
+void kiln_xent_summary(const float *losses, const float *probs, const int32_t *targets, int N,
+                       int V, float *loss, int64_t *n_correct, int64_t *n_targets)
+{
+    double sum = 0.0;
+    int64_t hits = 0, count = 0;
+    for (int i = 0; i < N; i++) {
+        if (targets[i] < 0) continue;
+        const float *p = probs + (size_t)i * V;
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (p[j] > p[best]) best = j;
+        hits += best == targets[i];
+        sum += losses[i];
+        count++;
+    }
+    *loss = count ? (float)(sum / (double)count) : 0.0f;
+    if (n_correct) *n_correct = hits;
+    if (n_targets) *n_targets = count;
+}

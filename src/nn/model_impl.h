@@ -1,0 +1,53 @@
+/* Private model internals shared by model.c (the generic part) and each architecture. */
+#ifndef KILN_MODEL_IMPL_H
+#define KILN_MODEL_IMPL_H
+#include "kiln/model.h"
+
+#define KILN_MAX_TENSORS 512
+#define KILN_MAX_BLOCKS 130
+
+typedef struct kiln_model_vtable {
+    kiln_status (*forward)(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
+                           float *loss, int64_t *n_correct, int64_t *n_targets);
+    kiln_status (*backward)(kiln_model *m, float loss_scale);
+    void (*free_impl)(kiln_model *m);
+} kiln_model_vtable;
+
+struct kiln_model {
+    const kiln_model_vtable *vt;
+    const kiln_backend *be;
+    kiln_model_config cfg;
+    kiln_data_kind data_kind;
+    int in_dim, n_out, max_batch;
+    float *params, *grads;                 /* (n_params) each, contiguous */
+    size_t n_params;
+    kiln_tensor_info tensors[KILN_MAX_TENSORS];
+    int n_tensors;
+    kiln_block_info blocks[KILN_MAX_BLOCKS];
+    int n_blocks;
+    double flops_per_unit;
+    uint64_t seed;                         /* init and dropout masks */
+    const float *probs;                    /* last forward's probabilities */
+    void *impl;                            /* architecture-specific state */
+};
+
+/* Layout building: open a block, then add its tensors in order. */
+void kiln_model_begin_block(kiln_model *m);
+size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const uint64_t *shape,
+                             int decay);
+/* After layout: allocate params/grads on the backend. */
+kiln_status kiln_model_alloc_buffers(kiln_model *m);
+float *kiln_model_param(kiln_model *m, size_t offset);
+float *kiln_model_grad(kiln_model *m, size_t offset);
+/* Activation buffers on the backend, zero-filled; failing allocation is an error. */
+kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what);
+
+kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed);
+kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed);
+
+/* Mean loss, top-1 hits and scored-target count from a softmax+cross-entropy forward
+ * (targets < 0 are not scored). Host buffers. */
+void kiln_xent_summary(const float *losses, const float *probs, const int32_t *targets, int N,
+                       int V, float *loss, int64_t *n_correct, int64_t *n_targets);
+
+#endif

@@ -1,0 +1,295 @@
+/* `kiln train`: set up a run from its config, resume it if a checkpoint exists, and run the
+ * optimizer steps with gradient accumulation, clipping, periodic evaluation, metrics and
+ * checkpoints. Everything that can reject the input (config, dataset, checkpoint) runs before
+ * the run directory is touched, so bad input leaves no output behind. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "kiln/fs.h"
+#include "kiln/log.h"
+#include "kiln/progress.h"
+#include "kiln/runtime.h"
+#include "train_internal.h"
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static kiln_status check_batch_config(train_run *r)
+{
+    const kiln_train_config *c = &r->cfg;
+    if (c->train.steps <= 0)
+        return KILN_ERROR(KILN_ERR_CONFIG, "train.steps must be positive, found %d", c->train.steps);
+    if (c->train.batch_size <= 0)
+        return KILN_ERROR(KILN_ERR_CONFIG, "train.batch_size must be positive, found %d",
+                          c->train.batch_size);
+    r->micro_batch = c->train.micro_batch > 0 ? c->train.micro_batch : c->train.batch_size;
+    if (c->train.batch_size % r->micro_batch)
+        return KILN_ERROR(KILN_ERR_CONFIG,
+                          "train.batch_size (%d) must be a multiple of train.micro_batch (%d)",
+                          c->train.batch_size, r->micro_batch);
+    r->accum = c->train.batch_size / r->micro_batch;
+    if (!c->data.path[0])
+        return KILN_ERROR(KILN_ERR_CONFIG, "data.path is empty: set it to a file made by `kiln data import`");
+    return KILN_OK;
+}
+
+static kiln_status open_data(train_run *r)
+{
+    const kiln_train_config *c = &r->cfg;
+    int is_lm = !strcmp(c->model.kind, "gpt");
+    kiln_data_kind kind = is_lm ? KILN_DATA_LM : KILN_DATA_CLASSIFY;
+    const char *eval_split = c->data.eval_split[0] ? c->data.eval_split : (is_lm ? "val" : "test");
+    int T = c->model.block_size;
+    KILN_CHECK(kiln_dataset_open(c->data.path, c->data.train_split, kind, T, &r->train_ds));
+    KILN_CHECK(kiln_dataset_open(c->data.path, eval_split, kind, T, &r->eval_ds));
+    kiln_loader_opts train_opts = {r->micro_batch, 1, 1, (uint64_t)c->train.seed, 0, 1};
+    kiln_loader_opts eval_opts = {r->micro_batch, 0, 0, (uint64_t)c->train.seed, 0, 1};
+    KILN_CHECK(kiln_loader_create(r->train_ds, &train_opts, &r->train_loader));
+    KILN_CHECK(kiln_loader_create(r->eval_ds, &eval_opts, &r->eval_loader));
+    return KILN_OK;
+}
+
+static kiln_status build_model(train_run *r)
+{
+    const kiln_train_config *c = &r->cfg;
+    int in_dim = kiln_dataset_width(r->train_ds);
+    int n_out = kiln_dataset_num_classes(r->train_ds);
+    KILN_CHECK(kiln_model_create(&c->model, in_dim, n_out, r->micro_batch, r->be,
+                                 (uint64_t)c->train.seed, &r->model));
+    KILN_CHECK(kiln_optim_create(&c->optim, r->model, r->be, &r->optim));
+    kiln_info("model %s: %zu parameters in %d tensors, %d blocks; batch %d = %d x %d micro-batches",
+              c->model.kind, kiln_model_num_params(r->model), kiln_model_num_tensors(r->model),
+              kiln_model_num_blocks(r->model), c->train.batch_size, r->accum, r->micro_batch);
+    return KILN_OK;
+}
+
+/* "auto": continue from the newest valid checkpoint if there is one; "never": start fresh
+ * (refusing to mix with an existing run); anything else: that checkpoint file. */
+static kiln_status resume_if_asked(train_run *r, const char *resume)
+{
+    if (!strcmp(resume, "never")) {
+        char latest[4200];
+        snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
+        if (kiln_path_exists(latest))
+            return KILN_ERROR(KILN_ERR_ARG,
+                              "'%s' already holds checkpoints; use --resume auto to continue it "
+                              "or set train.out_dir to a new directory", r->cfg.train.out_dir);
+        return KILN_OK;
+    }
+    char path[4096];
+    int found = 0;
+    if (!strcmp(resume, "auto")) {
+        KILN_CHECK(kiln_ckpt_find_latest(r->ckpt_dir, path, sizeof path, &found));
+        if (!found) return KILN_OK;
+    } else {
+        snprintf(path, sizeof path, "%s", resume);
+    }
+    return train_restore_checkpoint(r, path);
+}
+
+static kiln_status setup(train_run *r, const kiln_train_opts *o)
+{
+    KILN_CHECK(kiln_config_load(&kiln_train_schema, &r->cfg, o->config_path, o->overrides,
+                                o->n_overrides));
+    r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
+    KILN_CHECK_ALLOC(r->config_yaml);
+    KILN_CHECK(check_batch_config(r));
+    KILN_CHECK(kiln_backend_get(r->cfg.backend.name, &r->be));
+    int threads = kiln_threads_set(r->cfg.train.threads);
+    if (kiln_log_enabled(KILN_LOG_INFO))
+        fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
+                r->config_yaml);
+    KILN_CHECK(open_data(r));
+    KILN_CHECK(build_model(r));
+    r->best_eval_loss = INFINITY;
+    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/ckpt", r->cfg.train.out_dir);
+    snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", r->cfg.train.out_dir);
+    KILN_CHECK(resume_if_asked(r, o->resume ? o->resume : "auto"));
+    /* input accepted: from here on the run directory may be written */
+    KILN_CHECK(kiln_mkdir_p(r->ckpt_dir));
+    KILN_CHECK(metrics_open(r, r->step));
+    return KILN_OK;
+}
+
+static void teardown(train_run *r)
+{
+    metrics_close(r);
+    kiln_loader_free(r->train_loader);
+    kiln_loader_free(r->eval_loader);
+    kiln_dataset_free(r->train_ds);
+    kiln_dataset_free(r->eval_ds);
+    kiln_optim_free(r->optim);
+    kiln_model_free(r->model);
+    free(r->config_yaml);
+}
+
+typedef struct step_result {
+    double loss, grad_norm, lr;
+    int64_t units;                     /* samples (mlp) or tokens (gpt) processed */
+} step_result;
+
+static kiln_status nonfinite_error(train_run *r, const char *what, double value)
+{
+    char latest[4096] = "none";
+    int found = 0;
+    if (kiln_ckpt_find_latest(r->ckpt_dir, latest, sizeof latest, &found) != KILN_OK || !found)
+        snprintf(latest, sizeof latest, "none");
+    kiln_error_clear();
+    return KILN_ERROR(KILN_ERR_NUMERIC,
+                      "non-finite %s (%g) at step %ld; stopping without checkpointing it. "
+                      "Last good checkpoint: %s. Lower optim.lr or set optim.grad_clip.",
+                      what, value, r->step + 1, latest);
+}
+
+static kiln_status train_step(train_run *r, step_result *out)
+{
+    const kiln_train_config *c = &r->cfg;
+    const kiln_backend *be = r->be;
+    size_t n = kiln_model_num_params(r->model);
+    be->ops.zero(kiln_model_grads(r->model), n, be->stream);
+    double loss_sum = 0.0;
+    out->units = 0;
+    for (int micro = 0; micro < r->accum; micro++) {
+        const kiln_batch *b;
+        float loss;
+        int64_t targets;
+        KILN_CHECK(kiln_loader_next(r->train_loader, &b));
+        KILN_CHECK(kiln_model_forward(r->model, b, 1, (uint64_t)r->step, &loss, NULL, &targets));
+        if (!isfinite(loss)) return nonfinite_error(r, "loss", loss);
+        KILN_CHECK(kiln_model_backward(r->model, 1.0f / (float)r->accum));
+        loss_sum += loss;
+        r->samples_seen += b->B;
+        if (b->tokens) r->tokens_seen += targets;
+        out->units += b->tokens ? targets : b->B;
+    }
+    out->loss = loss_sum / r->accum;
+    out->grad_norm = kiln_grad_global_norm(be, kiln_model_grads(r->model), n);
+    if (!isfinite(out->grad_norm)) return nonfinite_error(r, "gradient norm", out->grad_norm);
+    out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
+    float clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
+    kiln_optim_step(r->optim, r->model, (float)out->lr, clip, (int)r->step + 1);
+    r->step++;
+    return KILN_OK;
+}
+
+static kiln_status run_eval(train_run *r, int max_batches, eval_result *ev)
+{
+    KILN_CHECK(train_evaluate(r, max_batches, ev));
+    char line[512];
+    snprintf(line, sizeof line, "\"step\":%ld,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f,\"eval_targets\":%lld",
+             r->step, ev->loss, ev->accuracy, (long long)ev->targets);
+    metrics_write(r, line);
+    kiln_info("eval step %ld: loss %.4f accuracy %.4f", r->step, ev->loss, ev->accuracy);
+    if (ev->loss < r->best_eval_loss) r->best_eval_loss = ev->loss;
+    return KILN_OK;
+}
+
+static void log_step(train_run *r, const step_result *s, int64_t units, double seconds)
+{
+    int is_lm = kiln_model_data_kind(r->model) == KILN_DATA_LM;
+    double rate = seconds > 0 ? (double)units / seconds : 0.0;
+    double gflops = rate * kiln_model_train_flops_per_unit(r->model) * 1e-9;
+    char line[512];
+    snprintf(line, sizeof line,
+             "\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"%s\":%.1f,"
+             "\"gflops\":%.2f,\"comm_wait_s\":0",
+             r->step, s->loss, s->lr, s->grad_norm, is_lm ? "tokens_per_s" : "samples_per_s",
+             rate, gflops);
+    metrics_write(r, line);
+    kiln_debug("step %ld loss %.4f lr %.3g |g| %.3f %.0f %s/s %.1f GFLOP/s", r->step, s->loss,
+               s->lr, s->grad_norm, rate, is_lm ? "tokens" : "samples", gflops);
+}
+
+typedef struct run_totals {
+    double train_s;
+    int64_t units;
+} run_totals;
+
+static kiln_status write_summary(train_run *r, const eval_result *ev, const step_result *last,
+                                 const run_totals *tot)
+{
+    int is_lm = kiln_model_data_kind(r->model) == KILN_DATA_LM;
+    double rate = tot->train_s > 0 ? (double)tot->units / tot->train_s : 0.0;
+    char json[1024];
+    int n = snprintf(json, sizeof json,
+                     "{\"steps\":%ld,\"final_loss\":%.6f,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f,"
+                     "\"best_eval_loss\":%.6f,\"params\":%zu,\"%s\":%.1f,\"gflops\":%.2f,"
+                     "\"samples_seen\":%lld,\"tokens_seen\":%lld}\n",
+                     r->step, last->loss, ev->loss, ev->accuracy, r->best_eval_loss,
+                     kiln_model_num_params(r->model), is_lm ? "tokens_per_s" : "samples_per_s",
+                     rate, rate * kiln_model_train_flops_per_unit(r->model) * 1e-9,
+                     (long long)r->samples_seen, (long long)r->tokens_seen);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", r->cfg.train.out_dir);
+    KILN_CHECK(kiln_write_file_atomic(path, json, (size_t)n));
+    printf("kiln train: %ld steps, eval loss %.4f, eval accuracy %.2f%%", r->step, ev->loss,
+           100.0 * ev->accuracy);
+    if (tot->units) printf(", final train loss %.4f", last->loss);
+    if (tot->units) printf(", %.0f %s/s", rate, is_lm ? "tokens" : "samples");
+    printf("\nsummary: %s\n", path);
+    return KILN_OK;
+}
+
+static kiln_status train_loop(train_run *r)
+{
+    const kiln_train_config *c = &r->cfg;
+    long total = c->train.steps;
+    step_result s = {0};
+    run_totals tot = {0};
+    kiln_progress *prog = kiln_progress_start("train", (uint64_t)total, c->train.progress_interval, 0);
+    double t_log = wall_s();
+    int64_t units_since_log = 0;
+    if (r->step >= total) kiln_info("already at step %ld of %ld: nothing to train", r->step, total);
+    while (r->step < total) {
+        double t0 = wall_s();
+        kiln_status st = train_step(r, &s);
+        if (st != KILN_OK) { kiln_progress_finish(prog); return st; }
+        tot.train_s += wall_s() - t0;
+        tot.units += s.units;
+        units_since_log += s.units;
+        if (c->train.log_every > 0 && (r->step % c->train.log_every == 0 || r->step == total)) {
+            log_step(r, &s, units_since_log, wall_s() - t_log);
+            units_since_log = 0;
+        }
+        char extra[96];
+        snprintf(extra, sizeof extra, "loss %.4f", s.loss);
+        kiln_progress_update(prog, (uint64_t)r->step, extra);
+        eval_result ev;
+        if (c->train.eval_every > 0 && r->step % c->train.eval_every == 0 && r->step < total)
+            KILN_CHECK(run_eval(r, c->train.eval_batches, &ev));
+        int stop = kiln_signals_pending();
+        if (stop || (c->train.ckpt_every > 0 && r->step % c->train.ckpt_every == 0 && r->step < total))
+            KILN_CHECK(train_save_checkpoint(r));
+        if (stop) {
+            kiln_progress_finish(prog);
+            kiln_warn("signal %d: checkpointed step %ld, stopping for requeue", stop, r->step);
+            return KILN_ERROR(KILN_ERR_INTERRUPTED, "stopped by signal %d at step %ld (checkpoint written)",
+                              stop, r->step);
+        }
+        t_log = units_since_log ? t_log : wall_s();
+    }
+    kiln_progress_finish(prog);
+    eval_result ev;
+    KILN_CHECK(run_eval(r, 0, &ev));
+    if (tot.units) KILN_CHECK(train_save_checkpoint(r)); /* a finished run rerun saves nothing */
+    return write_summary(r, &ev, &s, &tot);
+}
+
+kiln_status kiln_train_run(const kiln_train_opts *opts)
+{
+    train_run *r = calloc(1, sizeof *r);
+    KILN_CHECK_ALLOC(r);
+    kiln_status st;
+    KILN_CHECK_GOTO(st, setup(r, opts), done);
+    KILN_CHECK_GOTO(st, train_loop(r), done);
+done:
+    teardown(r);
+    free(r);
+    return st;
+}

@@ -1,0 +1,45 @@
+/* Private pieces of the training job, split by concern: the run state (train.c), evaluation
+ * (train_eval.c), checkpoint mapping (train_state.c) and metrics output (metrics.c). */
+#ifndef KILN_TRAIN_INTERNAL_H
+#define KILN_TRAIN_INTERNAL_H
+#include <stdio.h>
+#include "kiln/ckpt.h"
+#include "kiln/data.h"
+#include "kiln/train.h"
+
+typedef struct train_run {
+    kiln_train_config cfg;
+    char *config_yaml;
+    const kiln_backend *be;
+    kiln_dataset *train_ds, *eval_ds;
+    kiln_loader *train_loader, *eval_loader;
+    kiln_model *model;
+    kiln_optim *optim;
+    int micro_batch, accum;            /* rows per forward; forwards per step */
+    long step;                         /* optimizer steps completed */
+    int64_t samples_seen, tokens_seen;
+    double best_eval_loss;
+    char ckpt_dir[4096];
+    char metrics_path[4096];
+    FILE *metrics;
+} train_run;
+
+typedef struct eval_result {
+    double loss, accuracy;
+    int64_t targets;
+} eval_result;
+
+/* Evaluate on the eval split: max_batches > 0 limits the batches (periodic evals). */
+kiln_status train_evaluate(train_run *r, int max_batches, eval_result *out);
+
+/* Checkpoint the run into ckpt_dir; restore from a checkpoint file. */
+kiln_status train_save_checkpoint(train_run *r);
+kiln_status train_restore_checkpoint(train_run *r, const char *path);
+
+/* metrics.jsonl: open for appending after dropping lines past `keep_through_step` (a resumed
+ * run rewrites what came after its checkpoint); one JSON object per line. */
+kiln_status metrics_open(train_run *r, long keep_through_step);
+void metrics_write(train_run *r, const char *json_fields);
+void metrics_close(train_run *r);
+
+#endif

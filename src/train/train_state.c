@@ -1,0 +1,101 @@
+/* The mapping between a training run and its checkpoint: parameters under model/<tensor>,
+ * optimizer state under optim/<state>/<tensor>, and the counters, seed, config and data
+ * cursor as attributes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kiln/log.h"
+#include "train_internal.h"
+
+typedef struct ckpt_names {
+    char (*names)[96];
+    kiln_ckpt_tensor *tensors;
+    int n;
+} ckpt_names;
+
+static kiln_status describe_tensors(train_run *r, ckpt_names *cn)
+{
+    int nt = kiln_model_num_tensors(r->model), ns = kiln_optim_num_states(r->optim);
+    cn->n = nt * (1 + ns);
+    cn->names = calloc((size_t)cn->n, sizeof *cn->names);
+    cn->tensors = calloc((size_t)cn->n, sizeof *cn->tensors);
+    KILN_CHECK_ALLOC(cn->names);
+    KILN_CHECK_ALLOC(cn->tensors);
+    int k = 0;
+    for (int s = -1; s < ns; s++) {
+        float *base = s < 0 ? kiln_model_params(r->model) : kiln_optim_state(r->optim, s);
+        for (int i = 0; i < nt; i++, k++) {
+            const kiln_tensor_info *ti = kiln_model_tensor(r->model, i);
+            if (s < 0) snprintf(cn->names[k], sizeof cn->names[k], "model/%s", ti->name);
+            else snprintf(cn->names[k], sizeof cn->names[k], "optim/%s/%s",
+                          kiln_optim_state_name(r->optim, s), ti->name);
+            kiln_ckpt_tensor *t = &cn->tensors[k];
+            t->name = cn->names[k];
+            t->data = base + ti->offset;
+            t->ndim = ti->ndim;
+            memcpy(t->shape, ti->shape, sizeof t->shape);
+            t->start = 0;
+            t->count = ti->numel;
+        }
+    }
+    return KILN_OK;
+}
+
+static void free_names(ckpt_names *cn)
+{
+    free(cn->names);
+    free(cn->tensors);
+}
+
+static kiln_ckpt_meta *meta_alloc(void) { return calloc(1, sizeof(kiln_ckpt_meta)); }
+
+kiln_status train_save_checkpoint(train_run *r)
+{
+    ckpt_names cn = {0};
+    kiln_ckpt_meta *meta = meta_alloc();
+    KILN_CHECK_ALLOC(meta);
+    kiln_status st;
+    KILN_CHECK_GOTO(st, describe_tensors(r, &cn), done);
+    meta->step = r->step;
+    meta->samples_seen = r->samples_seen;
+    meta->tokens_seen = r->tokens_seen;
+    meta->seed = (uint64_t)r->cfg.train.seed;
+    kiln_loader_cursor(r->train_loader, &meta->data_epoch, &meta->data_pos);
+    meta->best_eval_loss = r->best_eval_loss;
+    snprintf(meta->config_text, sizeof meta->config_text, "%s", r->config_yaml);
+    snprintf(meta->kiln_version, sizeof meta->kiln_version, "%s", KILN_VERSION);
+    KILN_CHECK_GOTO(st, kiln_ckpt_save(r->ckpt_dir, meta, cn.tensors, cn.n, r->cfg.train.keep), done);
+    kiln_info("checkpoint: step %ld -> %s", r->step, r->ckpt_dir);
+done:
+    free_names(&cn);
+    free(meta);
+    return st;
+}
+
+kiln_status train_restore_checkpoint(train_run *r, const char *path)
+{
+    ckpt_names cn = {0};
+    kiln_ckpt_meta *meta = meta_alloc();
+    KILN_CHECK_ALLOC(meta);
+    kiln_status st;
+    KILN_CHECK_GOTO(st, describe_tensors(r, &cn), done);
+    KILN_CHECK_GOTO(st, kiln_ckpt_load(path, meta, cn.tensors, cn.n), done);
+    if (meta->seed != (uint64_t)r->cfg.train.seed) {
+        st = KILN_ERROR(KILN_ERR_CKPT,
+                        "checkpoint '%s' was written with train.seed=%llu but the config has %lld; "
+                        "resume with the same seed or use another train.out_dir",
+                        path, (unsigned long long)meta->seed, (long long)r->cfg.train.seed);
+        goto done;
+    }
+    r->step = (long)meta->step;
+    r->samples_seen = meta->samples_seen;
+    r->tokens_seen = meta->tokens_seen;
+    r->best_eval_loss = meta->best_eval_loss;
+    KILN_CHECK_GOTO(st, kiln_loader_seek(r->train_loader, meta->data_epoch, meta->data_pos), done);
+    kiln_info("resumed from %s at step %ld", path, r->step);
+done:
+    free_names(&cn);
+    free(meta);
+    return st;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Bad input gets one clear error, a non-zero exit, and leaves no partial output behind.
+source "$(dirname "$0")/../e2e/lib.sh"
+data=$(fmnist_h5)
+cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
+
+# expect_error NAME NEEDLE... -- CMD...: CMD must exit non-zero, print every NEEDLE on stderr,
+# and leave $WORK/out absent.
+expect_error() {
+  local name=$1
+  shift
+  local needles=()
+  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
+  shift
+  rm -rf "$WORK/out"
+  local rc=0
+  "$@" >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
+  if [ "$rc" -eq 0 ]; then fail "$name: exit code 0"; return; fi
+  for n in "${needles[@]}"; do
+    grep -qF -- "$n" "$WORK/stderr" || { fail "$name: stderr lacks '$n': $(cat "$WORK/stderr")"; return; }
+  done
+  if [ -e "$WORK/out" ]; then fail "$name: left output in $WORK/out"; return; fi
+  pass "$name (exit $rc): $(grep -m1 error "$WORK/stderr")"
+}
+train() { "$KILN_BIN" train "$@" --set train.out_dir="$WORK/out" --set data.path="$data"; }
+
+printf 'model:\n  kind: mlp\n  hidden: [512, 512\ntrain:\n  steps: 3\n' > "$WORK/malformed.yaml"
+expect_error "malformed YAML" "malformed.yaml" "malformed YAML" -- train "$WORK/malformed.yaml"
+
+printf 'optim:\n  lrr: 0.1\n' > "$WORK/unknown.yaml"
+expect_error "unknown key" "unknown.yaml:2" "optim.lrr" -- train "$WORK/unknown.yaml"
+expect_error "unknown key in --set" "train.stepz" -- train "$cfg" --set train.stepz=3
+
+printf 'train:\n  steps: many\n' > "$WORK/wrongtype.yaml"
+expect_error "wrong type" "wrongtype.yaml" "train.steps" "integer" "many" -- train "$WORK/wrongtype.yaml"
+expect_error "wrong type in --set" "optim.lr" "number" -- train "$cfg" --set optim.lr=fast
+expect_error "value not among choices" "optim.name" "adamw|sgd" -- train "$cfg" --set optim.name=adam
+expect_error "missing config file" "nope.yaml" -- train "$WORK/nope.yaml"
+
+expect_error "missing dataset file" "$WORK/missing.h5" -- \
+  "$KILN_BIN" train "$cfg" --set train.out_dir="$WORK/out" --set data.path="$WORK/missing.h5"
+
+"$PY" - "$WORK" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(f"{w}/float_x.h5", "w") as f:
+    f["train/x"] = np.zeros((20, 784), np.float32); f["train/y"] = np.zeros(20, np.uint8)
+    f["test/x"] = np.zeros((10, 784), np.float32); f["test/y"] = np.zeros(10, np.uint8)
+with h5py.File(f"{w}/bad_shape.h5", "w") as f:
+    f["train/x"] = np.zeros((20, 28, 28), np.uint8); f["train/y"] = np.zeros(20, np.uint8)
+    f["test/x"] = np.zeros((10, 28, 28), np.uint8); f["test/y"] = np.zeros(10, np.uint8)
+PY
+expect_error "dataset of the wrong type" "float_x.h5" "train/x" "uint8" -- \
+  "$KILN_BIN" train "$cfg" --set train.out_dir="$WORK/out" --set data.path="$WORK/float_x.h5"
+expect_error "dataset of the wrong shape" "bad_shape.h5" "train/x" "[20,28,28]" -- \
+  "$KILN_BIN" train "$cfg" --set train.out_dir="$WORK/out" --set data.path="$WORK/bad_shape.h5"
+expect_error "import from a missing directory" "$WORK/no-such-dir" -- \
+  "$KILN_BIN" data import fashion-mnist "$WORK/no-such-dir" "$WORK/out"
+
+# Checkpoints: two good ones, then damage the newest.
+"$KILN_BIN" train "$cfg" --set data.path="$data" --set train.out_dir="$WORK/run" --set train.steps=4 \
+  --set train.ckpt_every=2 --set train.keep=5 >/dev/null 2>&1
+ck2=$(printf '%s/run/ckpt/step-%08d.h5' "$WORK" 2)
+ck4=$(printf '%s/run/ckpt/step-%08d.h5' "$WORK" 4)
+[ -f "$ck2" ] && [ -f "$ck4" ] && pass "two checkpoints written" || fail "checkpoints missing"
+
+cp "$ck4" "$WORK/truncated.h5"
+truncate -s $(( $(stat -c %s "$ck4") / 2 )) "$WORK/truncated.h5"
+expect_error "truncated checkpoint (verify)" "truncated.h5" -- "$KILN_BIN" ckpt verify "$WORK/truncated.h5"
+expect_error "truncated checkpoint (resume)" "truncated.h5" -- train "$cfg" --resume "$WORK/truncated.h5"
+
+cp "$ck4" "$WORK/flipped.h5"
+size=$(stat -c %s "$ck4")
+"$PY" -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x10]))" "$WORK/flipped.h5" $((size * 3 / 4))
+expect_error "checkpoint with a flipped byte (verify)" "flipped.h5" -- "$KILN_BIN" ckpt verify "$WORK/flipped.h5"
+expect_error "checkpoint with a flipped byte (resume)" "flipped.h5" -- train "$cfg" --resume "$WORK/flipped.h5"
+
+# --resume auto skips the damaged newest checkpoint and continues from the previous one.
+cp "$WORK/flipped.h5" "$ck4"
+if "$KILN_BIN" train "$cfg" --set data.path="$data" --set train.out_dir="$WORK/run" --set train.steps=6 \
+  --set train.ckpt_every=2 --set train.keep=5 >/dev/null 2>"$WORK/fallback.log" &&
+  grep -q "resumed from .*step-00000002.h5" "$WORK/fallback.log"; then
+  pass "--resume auto fell back to the previous checkpoint: $(grep -m1 -i 'warn' "$WORK/fallback.log")"
+else
+  fail "--resume auto did not fall back: $(cat "$WORK/fallback.log")"
+fi
+
+# A diverging run stops naming the step and keeps its last good checkpoint.
+rm -rf "$WORK/nan"
+rc=0
+"$KILN_BIN" train "$cfg" --set data.path="$data" --set train.out_dir="$WORK/nan" --set train.steps=50 \
+  --set train.ckpt_every=1 --set optim.lr=1e30 --set optim.grad_clip=0 --set schedule.warmup_frac=0 \
+  >/dev/null 2>"$WORK/nan.log" || rc=$?
+if [ "$rc" -ne 0 ] && grep -q "non-finite .* at step [0-9]" "$WORK/nan.log" &&
+  "$KILN_BIN" ckpt verify "$(sed -n 1p "$WORK/nan/ckpt/latest" | sed "s|^|$WORK/nan/ckpt/|;s|^$WORK/nan/ckpt//|/|")" >/dev/null; then
+  pass "non-finite loss stops the run: $(grep -m1 'non-finite' "$WORK/nan.log")"
+else
+  fail "non-finite loss: rc=$rc $(cat "$WORK/nan.log")"
+fi
+finish
