@@ -3,7 +3,7 @@
 # everything is already installed, so it runs offline on a prepared machine.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
-  hdf5-tools libhwloc-dev hwloc libopenblas-dev libyaml-dev zlib1g-dev
+  hdf5-tools libhwloc-dev hwloc libopenblas-dev libyaml-dev zlib1g-dev libopenblas-openmp-dev
   dataset-fashion-mnist fortunes python3-h5py python3-numpy)
 missing=()
 for p in "${packages[@]}"; do

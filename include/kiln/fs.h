@@ -1,16 +1,24 @@
-/* Small filesystem helpers: directories, durable replacement of small files. */
+/* Small filesystem helpers: paths, directories, durable replacement of files. */
 #ifndef KILN_FS_H
 #define KILN_FS_H
 #include <stddef.h>
 #include "kiln/status.h"
 
-/* mkdir -p; errors name the path. */
-kiln_status kiln_mkdir_p(const char *path);
+/* snprintf for paths: a result that does not fit is KILN_ERR_ARG, not a silent truncation. */
+kiln_status kiln_path_format(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 1 if path exists. */
 int kiln_path_exists(const char *path);
-/* Write bytes to path.tmp, fsync, rename over path, fsync the directory. */
-kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len);
+/* mkdir -p; errors name the path. */
+kiln_status kiln_mkdir_p(const char *path);
+/* fsync one file. */
+kiln_status kiln_file_fsync(const char *path);
 /* fsync the directory that contains path. */
 kiln_status kiln_fsync_parent_dir(const char *path);
+/* tmp is complete and closed: fsync it, rename it over path, fsync the directory. After a
+ * crash path holds either its old or its new content. tmp is removed when this fails. */
+kiln_status kiln_commit_tmp_file(const char *tmp, const char *path);
+/* Write bytes to path.tmp and commit it over path as above. */
+kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len);
 
 #endif

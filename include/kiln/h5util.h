@@ -6,7 +6,7 @@
  * Helpers that take an hid_t name the object and its file from the id itself.
  * Content problems (missing attribute or dataset, wrong type or shape) are KILN_ERR_DATA;
  * failures inside the HDF5 library are KILN_ERR_HDF5; file-system failures are KILN_ERR_IO.
- * Plain file helpers (mkdir -p, atomic small-file writes, directory fsync) are in kiln/fs.h. */
+ * Plain file helpers (paths, mkdir -p, fsync, committing a tmp file) are in kiln/fs.h. */
 #ifndef KILN_H5UTIL_H
 #define KILN_H5UTIL_H
 #include <hdf5.h>
@@ -54,9 +54,28 @@ int kiln_h5_exists(hid_t loc, const char *path);
 kiln_status kiln_h5_dataset_shape(hid_t dset, int *ndim, uint64_t shape[KILN_H5_MAX_DIMS]);
 /* Opens dataset `name` and checks its element type against `type` (class, size, signedness)
  * and its shape against shape[ndim] (KILN_H5_ANY matches any extent). On mismatch:
- * "dataset '/train/x' in 'f.h5': expected uint8 [N,784], found float32 [100,28,28]". */
+ * "dataset '/train/x' in 'f.h5': expected uint8 [N,784], found float32 [100,28,28]"; when it
+ * is missing: "no dataset '/train/x' in 'f.h5' (expected uint8 [N,784])". */
 kiln_status kiln_h5_open_dataset(hid_t loc, const char *name, hid_t type, int ndim,
                                  const uint64_t *shape, hid_t *out);
+/* Same, but any integer type passes (the caller reads through a conversion, e.g. to int64);
+ * messages say "expected integer [N]". */
+kiln_status kiln_h5_open_int_dataset(hid_t loc, const char *name, int ndim,
+                                     const uint64_t *shape, hid_t *out);
+
+/* Creates dataset `name` (and any missing parent groups) of file type ftype and shape
+ * shape[ndim], contiguous and uncompressed so that a whole-dataset read is one read. */
+kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                   const uint64_t *shape, hid_t *out);
+/* Creates it as above and writes all of it from data (memory type mtype). */
+kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
+                                  const uint64_t *shape, const void *data);
+
+/* Writes a new HDF5 file at path without ever leaving a partial one there: fill() writes
+ * PATH.tmp, which is closed and committed (kiln_commit_tmp_file in kiln/fs.h) when fill
+ * succeeds and removed when anything fails. */
+typedef kiln_status (*kiln_h5_fill_fn)(hid_t file, void *ctx);
+kiln_status kiln_h5_write_file_atomic(const char *path, kiln_h5_fill_fn fill, void *ctx);
 
 /* Flat element range [start, start+count) of a dataset in row-major order, selected as the
  * union (H5S_SELECT_OR) of a partial first row, the whole rows between (themselves a flat range
@@ -68,13 +87,15 @@ kiln_status kiln_h5_read_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t 
 kiln_status kiln_h5_write_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t start,
                                 uint64_t count, const void *buf);
 
-/* Scalar attributes on a file, group or dataset. Writing replaces an existing attribute;
- * strings are stored as variable-length UTF-8 (no size limit, read by h5py as str), and
- * reading accepts fixed-length strings too. Numeric reads convert within a class (int32 ->
- * int64) but not across classes. */
+/* Scalar attributes on a file, group or dataset (and one 1-D string array). Writing replaces an
+ * existing attribute; strings are stored as variable-length UTF-8 (no size limit, read by h5py
+ * as str), and reading accepts fixed-length strings too. Numeric reads convert within a class
+ * (int32 -> int64) but not across classes. */
 int kiln_h5_has_attr(hid_t obj, const char *name);
 kiln_status kiln_h5_write_attr_str(hid_t obj, const char *name, const char *value);
 kiln_status kiln_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t len);
+kiln_status kiln_h5_write_attr_strs(hid_t obj, const char *name, const char *const *values,
+                                    size_t n);
 kiln_status kiln_h5_write_attr_i64(hid_t obj, const char *name, int64_t value);
 kiln_status kiln_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value);
 kiln_status kiln_h5_write_attr_u64(hid_t obj, const char *name, uint64_t value);
@@ -89,8 +110,5 @@ uint32_t kiln_crc32(uint32_t crc, const void *buf, size_t len);
 uint32_t kiln_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /* CRC-32 and size of a whole file. */
 kiln_status kiln_file_crc32(const char *path, uint32_t *crc, uint64_t *size);
-
-/* fsync one file (kiln/fs.h has the directory fsync and the atomic small-file write). */
-kiln_status kiln_file_fsync(const char *path);
 
 #endif

@@ -5,10 +5,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+kiln_status kiln_path_format(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len) return KILN_ERROR(KILN_ERR_ARG, "path too long: '%s...'", out);
+    return KILN_OK;
+}
 
 int kiln_path_exists(const char *path)
 {
@@ -18,9 +30,8 @@ int kiln_path_exists(const char *path)
 
 kiln_status kiln_mkdir_p(const char *path)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return KILN_ERROR(KILN_ERR_ARG, "path too long: '%s'", path);
+    char buf[PATH_MAX];
+    KILN_CHECK(kiln_path_format(buf, sizeof buf, "%s", path));
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -33,48 +44,65 @@ kiln_status kiln_mkdir_p(const char *path)
     return KILN_OK;
 }
 
+/* A directory is opened read-only too; fsync on that descriptor flushes its entries. */
+static kiln_status fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return KILN_ERROR(KILN_ERR_IO, "cannot open '%s' to fsync it: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return KILN_ERROR(KILN_ERR_IO, "cannot fsync '%s': %s", path, strerror(err));
+    return KILN_OK;
+}
+
+kiln_status kiln_file_fsync(const char *path) { return fsync_path(path, O_RDONLY); }
+
 kiln_status kiln_fsync_parent_dir(const char *path)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    const char *dir = dirname(buf);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return KILN_ERROR(KILN_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return KILN_ERROR(KILN_ERR_IO, "fsync of directory '%s' failed: %s", dir, strerror(errno));
+    char buf[PATH_MAX];
+    KILN_CHECK(kiln_path_format(buf, sizeof buf, "%s", path));
+    return fsync_path(dirname(buf), O_RDONLY | O_DIRECTORY);
+}
+
+kiln_status kiln_commit_tmp_file(const char *tmp, const char *path)
+{
+    kiln_status st = kiln_file_fsync(tmp);
+    if (st == KILN_OK && rename(tmp, path) != 0)
+        st = KILN_ERROR(KILN_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (st != KILN_OK) {
+        unlink(tmp);
+        return st;
+    }
+    return kiln_fsync_parent_dir(path);
+}
+
+static kiln_status write_all(int fd, const char *path, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return KILN_ERROR(KILN_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
     return KILN_OK;
 }
 
 kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return KILN_ERROR(KILN_ERR_ARG, "path too long: '%s'", path);
+    char tmp[PATH_MAX];
+    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) return KILN_ERROR(KILN_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return KILN_ERROR(KILN_ERR_IO, "write to '%s' failed: %s", tmp, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    kiln_status st = write_all(fd, tmp, data, len);
+    if (close(fd) != 0 && st == KILN_OK)
+        st = KILN_ERROR(KILN_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
+    if (st != KILN_OK) {
         unlink(tmp);
-        return KILN_ERROR(KILN_ERR_IO, "fsync/close of '%s' failed: %s", tmp, strerror(errno));
+        return st;
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return KILN_ERROR(KILN_ERR_IO, "rename '%s' -> '%s' failed: %s", tmp, path, strerror(e));
-    }
-    return kiln_fsync_parent_dir(path);
+    return kiln_commit_tmp_file(tmp, path);
 }

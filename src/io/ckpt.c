@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +48,6 @@ static kiln_status fault_stop(fault_mode fault, hid_t file, const char *tmp, int
 }
 
 /* ---- names and directory listing ---- */
-
-/* snprintf for paths: one that does not fit is an error, not a silent truncation. */
-static kiln_status format_path(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static kiln_status format_path(char *out, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= len) return KILN_ERROR(KILN_ERR_ARG, "path too long: '%s...'", out);
-    return KILN_OK;
-}
 
 static void step_name(int64_t step, char *buf, size_t len)
 {
@@ -233,26 +219,18 @@ static kiln_status write_ranges(hid_t dset, const kiln_ckpt_tensor *t, int n, in
     return KILN_OK;
 }
 
-static kiln_status write_dataset(hid_t file, const char *tmp, const kiln_ckpt_tensor *t, int n,
-                                 int first)
+static kiln_status write_dataset(hid_t file, const kiln_ckpt_tensor *t, int n, int first)
 {
     const kiln_ckpt_tensor *d = &t[first];
-    hsize_t dims[KILN_CKPT_MAX_DIMS];
-    for (int k = 0; k < d->ndim; k++) dims[k] = d->shape[k];
-    kiln_status st = KILN_OK;
     crc_range *ranges = malloc((size_t)n * sizeof *ranges);
     KILN_CHECK_ALLOC(ranges);
-    hid_t dset = H5I_INVALID_HID;
-    hid_t space = H5Screate_simple(d->ndim, dims, NULL), lcpl = H5Pcreate(H5P_LINK_CREATE);
-    if (space >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
-        dset = H5Dcreate2(file, d->name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    KILN_H5_CHECK_GOTO(dset, st, done, KILN_ERR_HDF5, "creating dataset '%s' in '%s'", d->name,
-                       tmp);
-    KILN_CHECK_GOTO(st, write_ranges(dset, t, n, first, ranges), done);
+    hid_t dset;
+    kiln_status st;
+    KILN_CHECK_GOTO(st, kiln_h5_create_dataset(file, d->name, H5T_IEEE_F32LE, d->ndim, d->shape,
+                                               &dset), done);
+    st = write_ranges(dset, t, n, first, ranges);
+    H5Dclose(dset);
 done:
-    if (dset >= 0) H5Dclose(dset);
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (space >= 0) H5Sclose(space);
     free(ranges);
     return st;
 }
@@ -273,7 +251,7 @@ static kiln_status write_tensors(hid_t file, const char *tmp, const kiln_ckpt_te
         if (!first_of_name(t, i)) continue;
         if (fault != FAULT_NONE && written == total / 2)
             return fault_stop(fault, file, tmp, written, total);
-        KILN_CHECK(write_dataset(file, tmp, t, n, i));
+        KILN_CHECK(write_dataset(file, t, n, i));
         written++;
     }
     return KILN_OK;
@@ -301,13 +279,11 @@ static kiln_status publish(const char *tmp, const char *path)
     char sidecar[PATH_MAX], line[64];
     uint32_t crc = 0;
     uint64_t size;
-    KILN_CHECK(format_path(sidecar, sizeof sidecar, "%s.crc32", path));
+    KILN_CHECK(kiln_path_format(sidecar, sizeof sidecar, "%s.crc32", path));
     KILN_CHECK(remove_file(sidecar));
-    if (rename(tmp, path) != 0)
-        return KILN_ERROR(KILN_ERR_IO, "renaming '%s' to '%s': %s", tmp, path, strerror(errno));
+    KILN_CHECK(kiln_commit_tmp_file(tmp, path));
     KILN_CHECK(kiln_file_crc32(path, &crc, &size));
     snprintf(line, sizeof line, "%08x %llu\n", (unsigned)crc, (unsigned long long)size);
-    /* Its directory fsync also makes the rename above durable. */
     KILN_CHECK(kiln_write_file_atomic(sidecar, line, strlen(line)));
     return KILN_OK;
 }
@@ -317,9 +293,9 @@ static kiln_status remove_checkpoint(const char *dir, int64_t step)
     char name[64], path[PATH_MAX];
     step_name(step, name, sizeof name);
     /* The .h5 goes first: a sidecar without its file is ignored, a file without one is valid. */
-    KILN_CHECK(format_path(path, sizeof path, "%s/%s", dir, name));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/%s", dir, name));
     KILN_CHECK(remove_file(path));
-    KILN_CHECK(format_path(path, sizeof path, "%s/%s.crc32", dir, name));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/%s.crc32", dir, name));
     KILN_CHECK(remove_file(path));
     return KILN_OK;
 }
@@ -337,7 +313,7 @@ static kiln_status remove_leftovers(const char *dir)
         if (!(tmp && (!strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, "latest.tmp"))))
             continue;
         char path[PATH_MAX];
-        st = format_path(path, sizeof path, "%s/%s", dir, e->d_name);
+        st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
         if (st == KILN_OK) st = remove_file(path);
     }
     closedir(d);
@@ -373,9 +349,9 @@ kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
     for (int i = 0; i < n_tensors; i++) KILN_CHECK(check_tensor(&tensors[i]));
     char name[64], path[PATH_MAX], tmp[PATH_MAX], latest[PATH_MAX], line[80];
     step_name(meta->step, name, sizeof name);
-    KILN_CHECK(format_path(path, sizeof path, "%s/%s", dir, name));
-    KILN_CHECK(format_path(tmp, sizeof tmp, "%s.tmp", path));
-    KILN_CHECK(format_path(latest, sizeof latest, "%s/latest", dir));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/%s", dir, name));
+    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
+    KILN_CHECK(kiln_path_format(latest, sizeof latest, "%s/latest", dir));
     KILN_CHECK(kiln_mkdir_p(dir));
 
     kiln_status st = write_file(tmp, meta, tensors, n_tensors, take_fault());
@@ -384,7 +360,6 @@ kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
         kiln_error_trace(__FILE__, __LINE__, "write_file(tmp, meta, tensors, n_tensors, fault)");
         return st;
     }
-    KILN_CHECK(kiln_file_fsync(tmp));
     KILN_CHECK(publish(tmp, path));
     snprintf(line, sizeof line, "%s\n", name);
     KILN_CHECK(kiln_write_file_atomic(latest, line, strlen(line)));
@@ -417,7 +392,7 @@ kiln_status kiln_ckpt_check_sidecar(const char *path, int *present)
     struct stat sb;
     uint32_t crc = 0;
     uint64_t size;
-    KILN_CHECK(format_path(sidecar, sizeof sidecar, "%s.crc32", path));
+    KILN_CHECK(kiln_path_format(sidecar, sizeof sidecar, "%s.crc32", path));
     FILE *f = fopen(sidecar, "r");
     *present = f != NULL;
     if (!f && errno == ENOENT) return KILN_OK;
@@ -621,7 +596,7 @@ static int usable(const char *path)
 static kiln_status read_latest(const char *dir, char *name, size_t len, int *has)
 {
     char path[PATH_MAX];
-    KILN_CHECK(format_path(path, sizeof path, "%s/latest", dir));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/latest", dir));
     name[0] = '\0';
     FILE *f = fopen(path, "r");
     *has = f != NULL;
@@ -645,7 +620,7 @@ static kiln_status find_older(const char *dir, int64_t below, char *path, size_t
         char name[64];
         if (steps[i] >= below) continue;
         step_name(steps[i], name, sizeof name);
-        st = format_path(path, path_len, "%s/%s", dir, name);
+        st = kiln_path_format(path, path_len, "%s/%s", dir, name);
         if (st != KILN_OK) break;
         (*seen)++;
         *found = usable(path);
@@ -666,7 +641,7 @@ kiln_status kiln_ckpt_find_latest(const char *dir, char *path, size_t path_len, 
                   dir, name);
         below = INT64_MAX;
     } else if (has_latest) {
-        KILN_CHECK(format_path(path, path_len, "%s/%s", dir, name));
+        KILN_CHECK(kiln_path_format(path, path_len, "%s/%s", dir, name));
         seen += access(path, F_OK) == 0;
         if (usable(path)) {
             *found = 1;

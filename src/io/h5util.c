@@ -1,7 +1,7 @@
 /* HDF5 and file helpers shared by checkpoints, importers and readers (see kiln/h5util.h). */
 #include "kiln/h5util.h"
+#include "kiln/fs.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,11 +110,13 @@ kiln_status kiln_h5_dataset_shape(hid_t dset, int *ndim, uint64_t shape[KILN_H5_
     return KILN_OK;
 }
 
-static int types_match(hid_t a, hid_t b)
+/* want < 0 stands for "any integer type". */
+static int types_match(hid_t want, hid_t got)
 {
-    H5T_class_t cls = H5Tget_class(a);
-    if (cls != H5Tget_class(b) || H5Tget_size(a) != H5Tget_size(b)) return 0;
-    return cls != H5T_INTEGER || H5Tget_sign(a) == H5Tget_sign(b);
+    H5T_class_t cls = H5Tget_class(got);
+    if (want < 0) return cls == H5T_INTEGER;
+    if (cls != H5Tget_class(want) || H5Tget_size(want) != H5Tget_size(got)) return 0;
+    return cls != H5T_INTEGER || H5Tget_sign(want) == H5Tget_sign(got);
 }
 
 static int shapes_match(const uint64_t *want, int want_nd, const uint64_t *got, int got_nd)
@@ -125,39 +127,130 @@ static int shapes_match(const uint64_t *want, int want_nd, const uint64_t *got, 
     return 1;
 }
 
-kiln_status kiln_h5_open_dataset(hid_t loc, const char *name, hid_t type, int ndim,
-                                 const uint64_t *shape, hid_t *out)
+/* "uint8 [N,784]", or "integer [N]" for type < 0. */
+static void describe_want(hid_t type, int ndim, const uint64_t *shape, char *buf, size_t len)
+{
+    char t[32], s[256];
+    if (type < 0)
+        snprintf(t, sizeof t, "integer");
+    else
+        kiln_h5_type_name(type, t, sizeof t);
+    kiln_h5_format_shape(shape, ndim, s, sizeof s);
+    snprintf(buf, len, "%s %s", t, s);
+}
+
+/* Checks an open dataset's type and shape against the wanted ones. */
+static kiln_status check_dataset(hid_t dset, const char *name, const char *file, hid_t type,
+                                 int ndim, const uint64_t *shape)
+{
+    uint64_t found[KILN_H5_MAX_DIMS];
+    int found_nd = 0;
+    KILN_CHECK(kiln_h5_dataset_shape(dset, &found_nd, found));
+    hid_t ftype = H5Dget_type(dset);
+    KILN_H5_CHECK(ftype, KILN_ERR_HDF5, "reading the type of dataset '%s' in '%s'", name, file);
+    kiln_status st = KILN_OK;
+    if (!types_match(type, ftype) || !shapes_match(shape, ndim, found, found_nd)) {
+        char want[300], got_t[32], got_s[256];
+        describe_want(type, ndim, shape, want, sizeof want);
+        kiln_h5_type_name(ftype, got_t, sizeof got_t);
+        kiln_h5_format_shape(found, found_nd, got_s, sizeof got_s);
+        st = KILN_ERROR(KILN_ERR_DATA, "dataset '%s' in '%s': expected %s, found %s %s", name,
+                        file, want, got_t, got_s);
+    }
+    H5Tclose(ftype);
+    return st;
+}
+
+static kiln_status open_checked(hid_t loc, const char *name, hid_t type, int ndim,
+                                const uint64_t *shape, hid_t *out)
 {
     char file[PATH_MAX] = "?";
     kiln_h5_quiet();
     H5Fget_name(loc, file, sizeof file);
-    if (!kiln_h5_exists(loc, name))
-        return KILN_ERROR(KILN_ERR_DATA, "no dataset '%s' in '%s'", name, file);
+    if (!kiln_h5_exists(loc, name)) {
+        char want[300];
+        describe_want(type, ndim, shape, want, sizeof want);
+        return KILN_ERROR(KILN_ERR_DATA, "no dataset '%s' in '%s' (expected %s)", name, file,
+                          want);
+    }
     hid_t dset = H5Dopen2(loc, name, H5P_DEFAULT);
     KILN_H5_CHECK(dset, KILN_ERR_DATA, "'%s' in '%s' is not a readable dataset", name, file);
-    uint64_t found[KILN_H5_MAX_DIMS];
-    int found_nd = 0;
-    kiln_status st = kiln_h5_dataset_shape(dset, &found_nd, found);
-    hid_t ftype = H5Dget_type(dset);
-    if (st == KILN_OK && ftype < 0)
-        st = KILN_H5_ERROR(KILN_ERR_HDF5, "reading the type of dataset '%s' in '%s'", name, file);
-    if (st == KILN_OK &&
-        !(types_match(ftype, type) && shapes_match(shape, ndim, found, found_nd))) {
-        char want_t[32], got_t[32], want_s[256], got_s[256];
-        kiln_h5_type_name(type, want_t, sizeof want_t);
-        kiln_h5_type_name(ftype, got_t, sizeof got_t);
-        kiln_h5_format_shape(shape, ndim, want_s, sizeof want_s);
-        kiln_h5_format_shape(found, found_nd, got_s, sizeof got_s);
-        st = KILN_ERROR(KILN_ERR_DATA, "dataset '%s' in '%s': expected %s %s, found %s %s", name,
-                        file, want_t, want_s, got_t, got_s);
-    }
-    if (ftype >= 0) H5Tclose(ftype);
+    kiln_status st = check_dataset(dset, name, file, type, ndim, shape);
     if (st != KILN_OK) {
         H5Dclose(dset);
         return st;
     }
     *out = dset;
     return KILN_OK;
+}
+
+kiln_status kiln_h5_open_dataset(hid_t loc, const char *name, hid_t type, int ndim,
+                                 const uint64_t *shape, hid_t *out)
+{
+    return open_checked(loc, name, type, ndim, shape, out);
+}
+
+kiln_status kiln_h5_open_int_dataset(hid_t loc, const char *name, int ndim,
+                                     const uint64_t *shape, hid_t *out)
+{
+    return open_checked(loc, name, H5I_INVALID_HID, ndim, shape, out);
+}
+
+kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                   const uint64_t *shape, hid_t *out)
+{
+    char file[PATH_MAX] = "?";
+    hsize_t dims[KILN_H5_MAX_DIMS];
+    kiln_h5_quiet();
+    H5Fget_name(loc, file, sizeof file);
+    if (ndim < 1 || ndim > KILN_H5_MAX_DIMS)
+        return KILN_ERROR(KILN_ERR_ARG, "creating dataset '%s' in '%s': rank %d is not in 1..%d",
+                          name, file, ndim, KILN_H5_MAX_DIMS);
+    for (int d = 0; d < ndim; d++) dims[d] = shape[d];
+    hid_t dset = H5I_INVALID_HID;
+    hid_t space = H5Screate_simple(ndim, dims, NULL), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (space >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
+        dset = H5Dcreate2(loc, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    kiln_status st = dset < 0 ? KILN_H5_ERROR(KILN_ERR_HDF5, "creating dataset '%s' in '%s'",
+                                              name, file)
+                              : KILN_OK;
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (space >= 0) H5Sclose(space);
+    *out = dset;
+    return st;
+}
+
+kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
+                                  const uint64_t *shape, const void *data)
+{
+    hid_t dset;
+    KILN_CHECK(kiln_h5_create_dataset(loc, name, ftype, ndim, shape, &dset));
+    kiln_status st = KILN_OK;
+    if (H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        char what[1200];
+        kiln_h5_describe(dset, what, sizeof what);
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "writing dataset %s", what);
+    }
+    H5Dclose(dset);
+    return st;
+}
+
+kiln_status kiln_h5_write_file_atomic(const char *path, kiln_h5_fill_fn fill, void *ctx)
+{
+    char tmp[PATH_MAX];
+    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
+    kiln_h5_quiet();
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    KILN_H5_CHECK(file, KILN_ERR_IO, "cannot create '%s'", tmp);
+    kiln_status st = fill(file, ctx);
+    if (st != KILN_OK) kiln_error_trace(__FILE__, __LINE__, "fill(file, ctx)");
+    if (H5Fclose(file) < 0 && st == KILN_OK)
+        st = KILN_H5_ERROR(KILN_ERR_HDF5, "cannot close '%s'", tmp);
+    if (st != KILN_OK) {
+        unlink(tmp);
+        return st;
+    }
+    return kiln_commit_tmp_file(tmp, path);
 }
 
 /* Adds to the selection row `row` (a flat index over dims [0, k-1)), elements [col, col+n) of
@@ -269,9 +362,10 @@ int kiln_h5_has_attr(hid_t obj, const char *name)
     return H5Aexists(obj, name) > 0;
 }
 
-/* Creates (replacing) scalar attribute `name` of file type ftype and writes *value. */
+/* Creates (replacing) attribute `name` of file type ftype, scalar when dims is NULL, else 1-D
+ * of dims[0] elements, and writes it from value. */
 static kiln_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
-                              const void *value)
+                              const hsize_t *dims, const void *value)
 {
     char what[1200];
     kiln_h5_quiet();
@@ -279,7 +373,7 @@ static kiln_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mt
     if (H5Aexists(obj, name) > 0)
         KILN_H5_CHECK(H5Adelete(obj, name), KILN_ERR_HDF5, "replacing attribute '%s' of %s",
                       name, what);
-    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t space = dims ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
     KILN_H5_CHECK(space, KILN_ERR_HDF5, "writing attribute '%s' of %s", name, what);
     hid_t attr = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = attr < 0 ? -1 : H5Awrite(attr, mtype, value);
@@ -288,6 +382,19 @@ static kiln_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mt
                              : KILN_OK;
     if (attr >= 0) H5Aclose(attr);
     H5Sclose(space);
+    return st;
+}
+
+/* Variable-length UTF-8 strings, scalar (dims NULL) or 1-D. */
+static kiln_status write_attr_strings(hid_t obj, const char *name, const hsize_t *dims,
+                                      const char *const *values)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    KILN_H5_CHECK(type, KILN_ERR_HDF5, "writing string attribute '%s'", name);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    kiln_status st = write_attr(obj, name, type, type, dims, values);
+    H5Tclose(type);
     return st;
 }
 
@@ -372,13 +479,14 @@ done:
 
 kiln_status kiln_h5_write_attr_str(hid_t obj, const char *name, const char *value)
 {
-    hid_t type = H5Tcopy(H5T_C_S1);
-    KILN_H5_CHECK(type, KILN_ERR_HDF5, "writing string attribute '%s'", name);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    kiln_status st = write_attr(obj, name, type, type, &value);
-    H5Tclose(type);
-    return st;
+    return write_attr_strings(obj, name, NULL, &value);
+}
+
+kiln_status kiln_h5_write_attr_strs(hid_t obj, const char *name, const char *const *values,
+                                    size_t n)
+{
+    hsize_t dims[1] = {n};
+    return write_attr_strings(obj, name, dims, values);
 }
 
 kiln_status kiln_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t len)
@@ -388,7 +496,7 @@ kiln_status kiln_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t
 
 kiln_status kiln_h5_write_attr_i64(hid_t obj, const char *name, int64_t value)
 {
-    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, NULL, &value);
 }
 
 kiln_status kiln_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value)
@@ -398,7 +506,7 @@ kiln_status kiln_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value)
 
 kiln_status kiln_h5_write_attr_u64(hid_t obj, const char *name, uint64_t value)
 {
-    return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &value);
+    return write_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, NULL, &value);
 }
 
 kiln_status kiln_h5_read_attr_u64(hid_t obj, const char *name, uint64_t *value)
@@ -408,7 +516,7 @@ kiln_status kiln_h5_read_attr_u64(hid_t obj, const char *name, uint64_t *value)
 
 kiln_status kiln_h5_write_attr_f64(hid_t obj, const char *name, double value)
 {
-    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, NULL, &value);
 }
 
 kiln_status kiln_h5_read_attr_f64(hid_t obj, const char *name, double *value)
@@ -457,17 +565,5 @@ kiln_status kiln_file_crc32(const char *path, uint32_t *crc, uint64_t *size)
     if (failed) return KILN_ERROR(KILN_ERR_IO, "error reading '%s'", path);
     *crc = c;
     *size = total;
-    return KILN_OK;
-}
-
-kiln_status kiln_file_fsync(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return KILN_ERROR(KILN_ERR_IO, "cannot open '%s' to fsync: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    if (rc != 0) return KILN_ERROR(KILN_ERR_IO, "fsync '%s': %s", path, strerror(err));
     return KILN_OK;
 }

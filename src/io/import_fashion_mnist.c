@@ -5,16 +5,14 @@
  * idx format: big-endian uint32 magic (0x0000 08 NDIM: uint8 data, NDIM dims), NDIM big-endian
  * uint32 dims, then the bytes in row-major order. */
 #include "kiln/data.h"
+#include "kiln/fs.h"
+#include "kiln/h5util.h"
 #include <errno.h>
-#include <fcntl.h>
-#include <hdf5.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #define FMNIST_SIDE 28
@@ -32,9 +30,9 @@ typedef struct idx_array {
 static kiln_status idx_open(const char *dir, const char *name, idx_array *a, gzFile *gz)
 {
     snprintf(a->path, sizeof a->path, "%s/%s", dir, name);
-    if (access(a->path, F_OK) != 0) {
+    if (!kiln_path_exists(a->path)) {
         snprintf(a->path, sizeof a->path, "%s/%s.gz", dir, name);
-        if (access(a->path, F_OK) != 0)
+        if (!kiln_path_exists(a->path))
             return KILN_ERROR(KILN_ERR_IO, "fashion-mnist: neither '%s/%s' nor '%s' exists",
                               dir, name, a->path);
     }
@@ -126,6 +124,11 @@ typedef struct fmnist_split {
     idx_array images, labels;
 } fmnist_split;
 
+typedef struct fmnist_import {
+    const char *dir;
+    fmnist_split splits[2];
+} fmnist_import;
+
 static kiln_status split_read(const char *dir, fmnist_split *s)
 {
     static const uint32_t image_dims[2] = {FMNIST_SIDE, FMNIST_SIDE};
@@ -138,112 +141,43 @@ static kiln_status split_read(const char *dir, fmnist_split *s)
     return KILN_OK;
 }
 
-/* A uint8 dataset, contiguous and uncompressed: loading it is one read. */
-static kiln_status h5_write_u8(hid_t file, const char *file_path, const char *name, int ndim,
-                               const hsize_t *dims, const uint8_t *data)
+static kiln_status split_write(hid_t file, const fmnist_split *s)
 {
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t space = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(file, name, H5T_STD_U8LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t w = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    if (d >= 0) H5Dclose(d);
-    H5Sclose(space);
-    H5Pclose(lcpl);
-    if (w < 0)
-        return KILN_ERROR(KILN_ERR_HDF5, "'%s': cannot write dataset '%s'", file_path, name);
-    return KILN_OK;
-}
-
-static kiln_status h5_write_attrs(hid_t file, const char *file_path, int num_classes,
-                                  const char *source)
-{
-    hid_t scalar = H5Screate(H5S_SCALAR);
-    hid_t str = H5Tcopy(H5T_C_S1);
-    H5Tset_size(str, H5T_VARIABLE);
-    H5Tset_cset(str, H5T_CSET_UTF8);
-    hid_t nc = H5Acreate2(file, "num_classes", H5T_STD_I32LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t src = H5Acreate2(file, "source", str, scalar, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = nc >= 0 && src >= 0 && H5Awrite(nc, H5T_NATIVE_INT, &num_classes) >= 0 &&
-             H5Awrite(src, str, &source) >= 0;
-    if (nc >= 0) H5Aclose(nc);
-    if (src >= 0) H5Aclose(src);
-    H5Tclose(str);
-    H5Sclose(scalar);
-    if (!ok) return KILN_ERROR(KILN_ERR_HDF5, "'%s': cannot write file attributes", file_path);
-    return KILN_OK;
-}
-
-static kiln_status fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags);
-    if (fd < 0 || fsync(fd) != 0) {
-        int err = errno;
-        if (fd >= 0) close(fd);
-        return KILN_ERROR(KILN_ERR_IO, "cannot fsync '%s': %s", path, strerror(err));
-    }
-    close(fd);
-    return KILN_OK;
-}
-
-/* tmp is complete and closed: make it durable, then give it its final name. */
-static kiln_status commit_tmp(const char *tmp, const char *out)
-{
-    KILN_CHECK(fsync_path(tmp, O_RDONLY));
-    if (rename(tmp, out) != 0)
-        return KILN_ERROR(KILN_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", out);
-    KILN_CHECK(fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY));
-    return KILN_OK;
-}
-
-static kiln_status write_splits(hid_t file, const char *tmp, const char *dir,
-                                const fmnist_split *splits, int n_splits)
-{
+    const uint64_t xdims[2] = {s->images.count, FMNIST_SIDE * FMNIST_SIDE};
+    const uint64_t ydims[1] = {s->labels.count};
     char name[64];
-    for (int i = 0; i < n_splits; i++) {
-        const fmnist_split *s = &splits[i];
-        hsize_t xdims[2] = {s->images.count, FMNIST_SIDE * FMNIST_SIDE};
-        hsize_t ydims[1] = {s->labels.count};
-        snprintf(name, sizeof name, "/%s/x", s->group);
-        KILN_CHECK(h5_write_u8(file, tmp, name, 2, xdims, s->images.data));
-        snprintf(name, sizeof name, "/%s/y", s->group);
-        KILN_CHECK(h5_write_u8(file, tmp, name, 1, ydims, s->labels.data));
-    }
-    char source[PATH_MAX + 32];
-    snprintf(source, sizeof source, "fashion-mnist idx files in %s", dir);
-    KILN_CHECK(h5_write_attrs(file, tmp, FMNIST_CLASSES, source));
+    snprintf(name, sizeof name, "/%s/x", s->group);
+    KILN_CHECK(kiln_h5_write_dataset(file, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, xdims,
+                                     s->images.data));
+    snprintf(name, sizeof name, "/%s/y", s->group);
+    KILN_CHECK(kiln_h5_write_dataset(file, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, ydims,
+                                     s->labels.data));
     return KILN_OK;
 }
 
-static kiln_status write_output(const char *out_path, const char *dir, const fmnist_split *splits,
-                                int n_splits)
+/* kiln_h5_fill_fn: the splits and the file attributes. */
+static kiln_status fill_output(hid_t file, void *ctx)
 {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", out_path) >= (int)sizeof tmp)
-        return KILN_ERROR(KILN_ERR_ARG, "output path too long: '%s'", out_path);
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0) return KILN_ERROR(KILN_ERR_IO, "cannot create '%s'", tmp);
-    kiln_status st = write_splits(file, tmp, dir, splits, n_splits);
-    if (H5Fclose(file) < 0 && st == KILN_OK)
-        st = KILN_ERROR(KILN_ERR_HDF5, "cannot close '%s'", tmp);
-    if (st == KILN_OK) st = commit_tmp(tmp, out_path);
-    if (st != KILN_OK) unlink(tmp);
-    return st;
+    const fmnist_import *imp = ctx;
+    for (int i = 0; i < 2; i++) KILN_CHECK(split_write(file, &imp->splits[i]));
+    char source[PATH_MAX + 32];
+    snprintf(source, sizeof source, "fashion-mnist idx files in %s", imp->dir);
+    KILN_CHECK(kiln_h5_write_attr_i64(file, "num_classes", FMNIST_CLASSES));
+    KILN_CHECK(kiln_h5_write_attr_str(file, "source", source));
+    return KILN_OK;
 }
 
 kiln_status kiln_import_fashion_mnist(const char *dir, const char *out_path)
 {
-    fmnist_split splits[2] = {{.group = "train", .prefix = "train"},
-                              {.group = "test", .prefix = "t10k"}};
+    fmnist_import imp = {dir, {{.group = "train", .prefix = "train"},
+                               {.group = "test", .prefix = "t10k"}}};
     kiln_status st;
-    for (int i = 0; i < 2; i++) KILN_CHECK_GOTO(st, split_read(dir, &splits[i]), done);
-    KILN_CHECK_GOTO(st, write_output(out_path, dir, splits, 2), done);
+    for (int i = 0; i < 2; i++) KILN_CHECK_GOTO(st, split_read(dir, &imp.splits[i]), done);
+    KILN_CHECK_GOTO(st, kiln_h5_write_file_atomic(out_path, fill_output, &imp), done);
 done:
     for (int i = 0; i < 2; i++) {
-        free(splits[i].images.data);
-        free(splits[i].labels.data);
+        free(imp.splits[i].images.data);
+        free(imp.splits[i].labels.data);
     }
     return st;
 }

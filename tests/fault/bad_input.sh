@@ -92,7 +92,7 @@ rc=0
   --set train.ckpt_every=1 --set optim.lr=1e30 --set optim.grad_clip=0 --set schedule.warmup_frac=0 \
   >/dev/null 2>"$WORK/nan.log" || rc=$?
 if [ "$rc" -ne 0 ] && grep -q "non-finite .* at step [0-9]" "$WORK/nan.log" &&
-  "$KILN_BIN" ckpt verify "$(sed -n 1p "$WORK/nan/ckpt/latest" | sed "s|^|$WORK/nan/ckpt/|;s|^$WORK/nan/ckpt//|/|")" >/dev/null; then
+  "$KILN_BIN" ckpt verify "$WORK/nan/ckpt/$(head -n 1 "$WORK/nan/ckpt/latest")" >/dev/null; then
   pass "non-finite loss stops the run: $(grep -m1 'non-finite' "$WORK/nan.log")"
 else
   fail "non-finite loss: rc=$rc $(cat "$WORK/nan.log")"

@@ -418,9 +418,9 @@ static void test_open_errors(void)
     h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
     H5Fclose(f);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
-               "'/train/x'", "float.h5", "expected dtype uint8, found float32");
+               "'/train/x'", "float.h5", "expected uint8 [N,N], found float32 [4,3]");
     FAILS_WITH(kiln_dataset_open(p, "test", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
-               "float.h5' has no dataset '/test/x'");
+               "no dataset '/test/x' in '", "float.h5' (expected uint8 [N,N])");
 
     p = tmp_path("rank3.h5");
     f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -428,7 +428,7 @@ static void test_open_errors(void)
     h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
     H5Fclose(f);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
-               "'/train/x'", "rank3.h5", "expected shape [N, D]", "found [4, 28, 28]");
+               "'/train/x'", "rank3.h5", "expected uint8 [N,N], found uint8 [4,28,28]");
 
     p = tmp_path("ylen.h5");
     f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -436,7 +436,7 @@ static void test_open_errors(void)
     h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_5, y8);
     H5Fclose(f);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
-               "'/train/y'", "ylen.h5", "expected shape [4]", "found [5]");
+               "'/train/y'", "ylen.h5", "expected [4] (one label per row of /train/x), found [5]");
 
     int64_t y64[4] = {0, 1, 3, 2};
     p = tmp_path("range.h5");
@@ -447,6 +447,25 @@ static void test_open_errors(void)
     H5Fclose(f);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
                "'/train/y'", "label 3 at row 2", "expected [0, 3)");
+
+    /* train: float labels; test: no rows; the file: num_classes 0 */
+    hsize_t d2_0[2] = {0, 3}, d1_0[1] = {0};
+    p = tmp_path("misc.h5");
+    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    h5_put(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, d2, x8);
+    h5_put(f, "/train/y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d1_4, xf);
+    h5_put(f, "/test/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, d2_0, x8);
+    h5_put(f, "/test/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_0, y8);
+    h5_put(f, "/val/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, d2, x8);
+    h5_put(f, "/val/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
+    h5_put_int_attr(f, "num_classes", 0);
+    H5Fclose(f);
+    FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
+               "'/train/y'", "misc.h5", "expected integer [N], found float32 [4]");
+    FAILS_WITH(kiln_dataset_open(p, "test", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
+               "'/test/x'", "misc.h5", "expected [N,D] with N, D > 0, found [0,3]");
+    FAILS_WITH(kiln_dataset_open(p, "val", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
+               "misc.h5", "attribute num_classes", "found 0");
 
     p = write_lm("short.h5", 8);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_LM, 8, &ds), KILN_ERR_DATA,

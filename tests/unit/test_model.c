@@ -172,8 +172,38 @@ static void test_accumulation(void)
     kiln_model_free(m);
 }
 
+/* Causality: changing the token at position t changes no prediction at positions < t. */
+static void test_gpt_causal(void)
+{
+    const kiln_backend *be = kiln_backend_cpu();
+    kiln_model *m;
+    kiln_model_config c = gpt_config(0.0, 0);
+    CHECK_OK(kiln_model_create(&c, 0, 11, 3, be, 5, &m));
+    batch_store s;
+    make_batch(&s, 3, 1, 13);
+    const int T = 5, V = 11, t = 3;
+    float loss, before[3 * 5 * 11];
+    CHECK_OK(kiln_model_forward(m, &s.b, 0, 0, &loss, NULL, NULL));
+    memcpy(before, kiln_model_probs(m), sizeof before);
+    for (int b = 0; b < 3; b++) s.tokens[b * T + t] = (s.tokens[b * T + t] + 1) % V;
+    CHECK_OK(kiln_model_forward(m, &s.b, 0, 0, &loss, NULL, NULL));
+    const float *after = kiln_model_probs(m);
+    int past_same = 1, later_changed = 0;
+    for (int b = 0; b < 3; b++)
+        for (int p = 0; p < T; p++)
+            for (int v = 0; v < V; v++) {
+                size_t i = ((size_t)b * T + p) * V + v;
+                if (p < t && before[i] != after[i]) past_same = 0;
+                if (p >= t && before[i] != after[i]) later_changed = 1;
+            }
+    CHECK(past_same, "a later token changed an earlier prediction: attention is not causal");
+    CHECK(later_changed, "changing a token changed nothing at or after it");
+    kiln_model_free(m);
+}
+
 int main(void)
 {
+    test_gpt_causal();
     test_gradients();
     test_recompute_identical();
     test_accumulation();
