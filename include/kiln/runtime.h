@@ -2,6 +2,9 @@
 #ifndef KILN_RUNTIME_H
 #define KILN_RUNTIME_H
 
+/* Seconds on a monotonic clock (for intervals and rates). */
+double kiln_time_s(void);
+
 /* Exit code of a job that stopped at a safe point after a signal, checkpoint written. */
 #define KILN_EXIT_PREEMPTED 75
 

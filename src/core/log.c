@@ -1,15 +1,15 @@
 /* Rank-aware logging to stderr with a time stamp relative to start-up. */
 #include "kiln/log.h"
+#include "kiln/runtime.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int log_rank;
 static int log_all_ranks;
 static kiln_log_level log_level = KILN_LOG_INFO;
-static struct timespec log_t0;
+static double log_t0;
 
 static kiln_log_level level_from_env(void)
 {
@@ -27,7 +27,7 @@ void kiln_log_init(int rank)
     log_level = level_from_env();
     const char *all = getenv("KILN_LOG_ALL_RANKS");
     log_all_ranks = all && !strcmp(all, "1");
-    clock_gettime(CLOCK_MONOTONIC, &log_t0);
+    log_t0 = kiln_time_s();
 }
 
 int kiln_log_enabled(kiln_log_level level)
@@ -41,10 +41,8 @@ void kiln_log(kiln_log_level level, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (!kiln_log_enabled(level)) return;
-    if (log_t0.tv_sec == 0) clock_gettime(CLOCK_MONOTONIC, &log_t0);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double t = (double)(now.tv_sec - log_t0.tv_sec) + 1e-9 * (double)(now.tv_nsec - log_t0.tv_nsec);
+    if (log_t0 == 0.0) log_t0 = kiln_time_s();
+    double t = kiln_time_s() - log_t0;
     char line[8192];
     int n = snprintf(line, sizeof line, "[kiln r%d %8.2fs %s] ", log_rank, t, names[level]);
     va_list ap;

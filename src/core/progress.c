@@ -1,9 +1,9 @@
 /* Progress display for long work (rank 0 only). */
 #include "kiln/progress.h"
+#include "kiln/runtime.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 struct kiln_progress {
@@ -13,13 +13,6 @@ struct kiln_progress {
     int tty, active;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 kiln_progress *kiln_progress_start(const char *what, uint64_t total, double interval_s, int rank)
 {
     kiln_progress *p = calloc(1, sizeof *p);
@@ -27,7 +20,7 @@ kiln_progress *kiln_progress_start(const char *what, uint64_t total, double inte
     snprintf(p->what, sizeof p->what, "%s", what);
     p->total = total;
     p->interval_s = interval_s > 0 ? interval_s : 10.0;
-    p->t0 = p->last_print = now_s();
+    p->t0 = p->last_print = kiln_time_s();
     p->tty = isatty(fileno(stderr));
     p->active = rank == 0;
     return p;
@@ -44,7 +37,7 @@ static void format_eta(char *buf, size_t n, double seconds)
 void kiln_progress_update(kiln_progress *p, uint64_t done, const char *extra)
 {
     if (!p || !p->active) return;
-    double t = now_s();
+    double t = kiln_time_s();
     /* a terminal redraws at most 10 times a second; a log gets a line every interval */
     if (t - p->last_print < (p->tty ? 0.1 : p->interval_s) && done < p->total) return;
     p->last_print = t;

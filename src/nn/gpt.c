@@ -41,9 +41,7 @@ typedef struct gpt_state {
     float *dres[2], *dA, *dB, *dC;      /* (B,T,C) gradient scratch */
     float *dbig1, *dbig2, *dqkv;        /* (B,T,4C), (B,T,4C), (B,T,3C) */
     float *att_scratch, *dlogits;       /* (B,NH,T,T), (B,T,V) */
-    const kiln_batch *batch;
-    int B, training;
-    uint64_t step;
+    int B;                              /* rows of the last forward */
 } gpt_state;
 
 /* Dropout sites: 0 embedding, 1 attention projection, 2 MLP projection. */
@@ -54,10 +52,9 @@ static uint64_t gpt_dropout_stream(uint64_t step, int layer, int site)
 
 static void gpt_dropout_fwd(kiln_model *m, float *x, size_t n, int layer, int site)
 {
-    gpt_state *s = m->impl;
     float p = (float)m->cfg.dropout;
-    if (!s->training || p <= 0.0f) return;
-    m->be->ops.dropout_forward(x, x, p, m->seed, gpt_dropout_stream(s->step, layer, site), n,
+    if (!m->training || p <= 0.0f) return;
+    m->be->ops.dropout_forward(x, x, p, m->seed, gpt_dropout_stream(m->step, layer, site), n,
                                m->be->stream);
 }
 
@@ -65,11 +62,10 @@ static void gpt_dropout_fwd(kiln_model *m, float *x, size_t n, int layer, int si
 static const float *gpt_dropout_bwd(kiln_model *m, const float *dout, float *tmp, size_t n,
                                     int layer, int site)
 {
-    gpt_state *s = m->impl;
     float p = (float)m->cfg.dropout;
-    if (!s->training || p <= 0.0f) return dout;
+    if (!m->training || p <= 0.0f) return dout;
     m->be->ops.zero(tmp, n, m->be->stream);
-    m->be->ops.dropout_backward(tmp, dout, p, m->seed, gpt_dropout_stream(s->step, layer, site),
+    m->be->ops.dropout_backward(tmp, dout, p, m->seed, gpt_dropout_stream(m->step, layer, site),
                                 n, m->be->stream);
     return tmp;
 }
@@ -149,10 +145,7 @@ static kiln_status gpt_forward(kiln_model *m, const kiln_batch *b, int training,
     gpt_state *s = m->impl;
     const kiln_ops *op = &m->be->ops;
     void *st = m->be->stream;
-    s->batch = b;
     s->B = b->B;
-    s->training = training;
-    s->step = step;
     int BT = b->B * s->T, C = s->C;
     op->embedding_forward(s->res[0], b->tokens, P(s->wte), P(s->wpe), b->B, s->T, C, st);
     gpt_dropout_fwd(m, s->res[0], (size_t)BT * C, 0, 0);
@@ -166,20 +159,16 @@ static kiln_status gpt_forward(kiln_model *m, const kiln_batch *b, int training,
     return KILN_OK;
 }
 
-static kiln_status gpt_backward(kiln_model *m, float loss_scale)
+static kiln_status gpt_backward(kiln_model *m, float target_scale)
 {
     gpt_state *s = m->impl;
     const kiln_ops *op = &m->be->ops;
     void *st = m->be->stream;
     int BT = s->B * s->T, C = s->C;
     size_t btc = (size_t)BT * C;
-    int64_t count = 0;
-    for (int i = 0; i < BT; i++) count += s->batch->targets[i] >= 0;
-    if (count == 0) return KILN_OK;
 
     op->zero(s->dlogits, (size_t)BT * s->V, st);
-    op->softmax_xent_backward(s->dlogits, s->probs, s->batch->targets, loss_scale / (float)count,
-                              BT, s->V, st);
+    op->softmax_xent_backward(s->dlogits, s->probs, m->batch->targets, target_scale, BT, s->V, st);
     op->zero(s->dA, btc, st);
     op->linear_backward(s->dA, G(s->wte), NULL, s->dlogits, s->lnf, P(s->wte), BT, C, s->V, st);
     float *dcur = s->dres[0], *dnext = s->dres[1];
@@ -197,7 +186,7 @@ static kiln_status gpt_backward(kiln_model *m, float loss_scale)
         dnext = t;
     }
     const float *demb = gpt_dropout_bwd(m, dcur, s->dA, btc, 0, 0);
-    op->embedding_backward(G(s->wte), G(s->wpe), demb, s->batch->tokens, s->B, s->T, C, st);
+    op->embedding_backward(G(s->wte), G(s->wpe), demb, m->batch->tokens, s->B, s->T, C, st);
     return KILN_OK;
 }
 

@@ -17,9 +17,6 @@ typedef struct mlp_state {
     float *losses;                      /* (B) */
     float *probs;                       /* (B, n_out) */
     float *dcur, *dnext, *dtmp;         /* (B, max width) activation-gradient scratch */
-    const kiln_batch *batch;            /* last forward's batch (inputs, targets) */
-    int B, training;
-    uint64_t step;
 } mlp_state;
 
 /* Dropout masks are keyed by (step, layer) so recomputation and resume reproduce them. */
@@ -42,10 +39,6 @@ static kiln_status mlp_forward(kiln_model *m, const kiln_batch *b, int training,
     mlp_state *s = m->impl;
     const kiln_ops *op = &m->be->ops;
     void *st = m->be->stream;
-    s->batch = b;
-    s->B = b->B;
-    s->training = training;
-    s->step = step;
     const float *in = b->x;
     float p = (float)m->cfg.dropout;
     for (int i = 0; i < s->n_layers; i++) {
@@ -65,23 +58,20 @@ static kiln_status mlp_forward(kiln_model *m, const kiln_batch *b, int training,
     return KILN_OK;
 }
 
-static kiln_status mlp_backward(kiln_model *m, float loss_scale)
+static kiln_status mlp_backward(kiln_model *m, float target_scale)
 {
     mlp_state *s = m->impl;
     const kiln_ops *op = &m->be->ops;
     void *st = m->be->stream;
-    int B = s->B, L = s->n_layers;
+    const kiln_batch *batch = m->batch;
+    int B = batch->B, L = s->n_layers;
     float p = (float)m->cfg.dropout;
-    int64_t count = 0;
-    for (int i = 0; i < B; i++) count += s->batch->y[i] >= 0;
-    if (count == 0) return KILN_OK;
 
     op->zero(s->dcur, (size_t)B * m->n_out, st);
-    op->softmax_xent_backward(s->dcur, s->probs, s->batch->y, loss_scale / (float)count, B,
-                              m->n_out, st);
+    op->softmax_xent_backward(s->dcur, s->probs, batch->y, target_scale, B, m->n_out, st);
     for (int i = L - 1; i >= 0; i--) {
         int C = s->width[i], OC = s->width[i + 1];
-        const float *in = i ? s->post[i - 1] : s->batch->x;
+        const float *in = i ? s->post[i - 1] : batch->x;
         float *din = i ? s->dnext : NULL;
         if (din) op->zero(din, (size_t)B * C, st);
         op->linear_backward(din, kiln_model_grad(m, s->w_off[i]), kiln_model_grad(m, s->b_off[i]),
@@ -90,9 +80,9 @@ static kiln_status mlp_backward(kiln_model *m, float loss_scale)
         /* dnext = d(post[i-1]); turn it into d(pre[i-1]) in dcur */
         size_t n = (size_t)B * C;
         const float *dgelu_out = s->dnext;
-        if (s->training && p > 0.0f) {
+        if (m->training && p > 0.0f) {
             op->zero(s->dtmp, n, st);
-            op->dropout_backward(s->dtmp, s->dnext, p, m->seed, mlp_dropout_stream(s->step, i - 1), n,
+            op->dropout_backward(s->dtmp, s->dnext, p, m->seed, mlp_dropout_stream(m->step, i - 1), n,
                                  st);
             dgelu_out = s->dtmp;
         }

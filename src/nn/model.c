@@ -112,12 +112,22 @@ kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training,
     if (b->B > m->max_batch)
         return KILN_ERROR(KILN_ERR_ARG, "batch of %d rows exceeds the model's max_batch %d", b->B,
                           m->max_batch);
-    return m->vt->forward(m, b, training, step, loss, n_correct, n_targets);
+    m->batch = b;
+    m->training = training;
+    m->step = step;
+    int64_t scored = 0;
+    KILN_CHECK(m->vt->forward(m, b, training, step, loss, n_correct, &scored));
+    m->n_targets = scored;
+    if (n_targets) *n_targets = scored;
+    return KILN_OK;
 }
 
 kiln_status kiln_model_backward(kiln_model *m, float loss_scale)
 {
-    return m->vt->backward(m, loss_scale);
+    if (!m->batch)
+        return KILN_ERROR(KILN_ERR_ARG, "model backward called before any forward");
+    if (m->n_targets == 0) return KILN_OK; /* nothing scored: zero gradient */
+    return m->vt->backward(m, loss_scale / (float)m->n_targets);
 }
 
 void kiln_xent_summary(const float *losses, const float *probs, const int32_t *targets, int N,

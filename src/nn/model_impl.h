@@ -9,7 +9,8 @@
 typedef struct kiln_model_vtable {
     kiln_status (*forward)(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
                            float *loss, int64_t *n_correct, int64_t *n_targets);
-    kiln_status (*backward)(kiln_model *m, float loss_scale);
+    /* target_scale = loss_scale / scored targets: the gradient of each target's loss */
+    kiln_status (*backward)(kiln_model *m, float target_scale);
     void (*free_impl)(kiln_model *m);
 } kiln_model_vtable;
 
@@ -28,6 +29,11 @@ struct kiln_model {
     double flops_per_unit;
     uint64_t seed;                         /* init and dropout masks */
     const float *probs;                    /* last forward's probabilities */
+    /* the last forward, which backward differentiates */
+    const kiln_batch *batch;
+    int training;
+    uint64_t step;
+    int64_t n_targets;                     /* scored targets (the loss is their mean) */
     void *impl;                            /* architecture-specific state */
 };
 

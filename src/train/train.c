@@ -6,19 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "kiln/fs.h"
 #include "kiln/log.h"
 #include "kiln/progress.h"
 #include "kiln/runtime.h"
 #include "train_internal.h"
-
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static kiln_status check_batch_config(train_run *r)
 {
@@ -243,18 +235,18 @@ static kiln_status train_loop(train_run *r)
     step_result s = {0};
     run_totals tot = {0};
     kiln_progress *prog = kiln_progress_start("train", (uint64_t)total, c->train.progress_interval, 0);
-    double t_log = wall_s();
+    double t_log = kiln_time_s();
     int64_t units_since_log = 0;
     if (r->step >= total) kiln_info("already at step %ld of %ld: nothing to train", r->step, total);
     while (r->step < total) {
-        double t0 = wall_s();
+        double t0 = kiln_time_s();
         kiln_status st = train_step(r, &s);
         if (st != KILN_OK) { kiln_progress_finish(prog); return st; }
-        tot.train_s += wall_s() - t0;
+        tot.train_s += kiln_time_s() - t0;
         tot.units += s.units;
         units_since_log += s.units;
         if (c->train.log_every > 0 && (r->step % c->train.log_every == 0 || r->step == total)) {
-            log_step(r, &s, units_since_log, wall_s() - t_log);
+            log_step(r, &s, units_since_log, kiln_time_s() - t_log);
             units_since_log = 0;
         }
         char extra[96];
@@ -272,7 +264,7 @@ static kiln_status train_loop(train_run *r)
             return KILN_ERROR(KILN_ERR_INTERRUPTED, "stopped by signal %d at step %ld (checkpoint written)",
                               stop, r->step);
         }
-        t_log = units_since_log ? t_log : wall_s();
+        t_log = units_since_log ? t_log : kiln_time_s();
     }
     kiln_progress_finish(prog);
     eval_result ev;
