@@ -113,7 +113,7 @@ static const kiln_model_vtable mlp_vtable = {mlp_forward, mlp_backward, mlp_free
 
 static void mlp_layout(kiln_model *m, mlp_state *s)
 {
-    double macs = 0.0;
+    double flops = 0.0, macs;
     for (int i = 0; i < s->n_layers; i++) {
         char name[64];
         uint64_t wshape[2] = {(uint64_t)s->width[i + 1], (uint64_t)s->width[i]};
@@ -123,9 +123,12 @@ static void mlp_layout(kiln_model *m, mlp_state *s)
         s->w_off[i] = kiln_model_add_tensor(m, name, 2, wshape, 1);
         snprintf(name, sizeof name, "fc%d.bias", i);
         s->b_off[i] = kiln_model_add_tensor(m, name, 1, bshape, 0);
-        macs += (double)s->width[i] * s->width[i + 1];
+        /* 2 flops per MAC forward, 2 for the weight gradient, 2 for the input gradient; the
+         * first layer computes no input gradient */
+        macs = (double)s->width[i] * s->width[i + 1];
+        flops += (i == 0 ? 4.0 : 6.0) * macs;
     }
-    m->flops_per_unit = 6.0 * macs; /* forward 2 flops per MAC, backward 4 */
+    m->flops_per_unit = flops;
 }
 
 kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed)
