@@ -17,7 +17,7 @@ void kiln_cpu_linear_forward(float *out, const float *inp, const float *weight,
 {
     /* Rows pre-filled with the bias let sgemm add the product in the same pass (beta = 1). */
     if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= KILN_CPU_PAR_MIN)
         for (int n = 0; n < N; n++)
             memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
     }
@@ -28,7 +28,7 @@ void kiln_cpu_linear_forward(float *out, const float *inp, const float *weight,
 /* dbias += column sums of dout (N,OC). */
 static void colsum_accumulate(float *dbias, const float *dout, int N, int OC)
 {
-#pragma omp parallel
+#pragma omp parallel if ((size_t)N * OC >= KILN_CPU_PAR_MIN)
     {
         int lo, hi;
         kiln_cpu_thread_slice(OC, &lo, &hi);

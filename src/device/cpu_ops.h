@@ -36,6 +36,10 @@ static inline float kiln_cpu_expf(float x)
 /* The slice [*lo, *hi) of 0..n owned by the calling thread of an OpenMP parallel region.
  * Column reductions (bias and weight gradients) give each thread whole columns and walk the
  * rows in order: no races, no atomics, and sums that do not depend on the thread count. */
+/* Element-wise loops shorter than this run on one thread: waking the team and meeting at the
+ * barrier costs more than the work (biases, norms and small layers are this size). */
+#define KILN_CPU_PAR_MIN 65536
+
 static inline void kiln_cpu_thread_slice(int n, int *lo, int *hi)
 {
     long long t = omp_get_thread_num(), nt = omp_get_num_threads();
