@@ -64,6 +64,12 @@ kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training,
 /* Backward of the last forward; gradients accumulate into the flat gradient buffer,
  * scaled by loss_scale (1/micro-batches for gradient accumulation). */
 kiln_status kiln_model_backward(kiln_model *m, float loss_scale);
+/* Called during backward with each block whose parameter gradients are final, in the order
+ * backward finishes them (last block first), so data parallelism can start reducing a bucket
+ * while backward goes on. NULL removes the hook. */
+typedef void (*kiln_block_done_fn)(void *ctx, int block);
+void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx);
+
 /* Class probabilities (MLP: (B, n_out)) of the last forward, for inference. */
 const float *kiln_model_probs(const kiln_model *m);
 

@@ -3,6 +3,7 @@
 #ifndef KILN_TRAIN_H
 #define KILN_TRAIN_H
 #include <stdint.h>
+#include "kiln/comm.h"
 #include "kiln/config.h"
 #include "kiln/model.h"
 #include "kiln/optim.h"
@@ -34,6 +35,11 @@ typedef struct kiln_train_config {
     struct {
         kiln_cfg_str name;          /* "cpu" | "cuda" */
     } backend;
+    struct {
+        int pp;                     /* pipeline stages (1 until pipeline parallelism lands) */
+        double bucket_mb;           /* data-parallel all-reduce bucket size */
+        int overlap;                /* start each bucket's all-reduce during backward */
+    } parallel;
 } kiln_train_config;
 
 extern const kiln_cfg_schema kiln_train_schema;
@@ -43,6 +49,7 @@ typedef struct kiln_train_opts {
     const char *const *overrides;
     int n_overrides;
     const char *resume;             /* "auto" (default), "never", or a checkpoint path */
+    kiln_comm *comm;                /* the ranks of this job */
 } kiln_train_opts;
 
 /* Run training to completion (or resume it). */

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "kiln/comm.h"
+#include "kiln/log.h"
 #include "kiln/runtime.h"
 #include "kiln/train.h"
 
@@ -66,9 +68,20 @@ int kiln_cmd_train(int argc, char **argv)
         free(sets);
         return 2;
     }
+    kiln_comm *comm;
+    kiln_status st = kiln_comm_init(&argc, &argv, 1, &comm);
+    if (st != KILN_OK) {
+        free(sets);
+        return kiln_cli_fail("train", st);
+    }
+    kiln_log_init(kiln_comm_rank(comm, KILN_AXIS_WORLD));
     kiln_signals_install();
-    kiln_train_opts opts = {config, sets, n_sets, resume};
-    kiln_status st = kiln_train_run(&opts);
+    kiln_train_opts opts = {config, sets, n_sets, resume, comm};
+    st = kiln_train_run(&opts);
     free(sets);
-    return st == KILN_OK ? 0 : kiln_cli_fail("train", st);
+    int rc = st == KILN_OK ? 0 : kiln_cli_fail("train", st);
+    /* a rank that failed alone would leave the others blocked in a collective */
+    if (rc != 0 && rc != KILN_EXIT_PREEMPTED) kiln_comm_abort(comm, rc);
+    kiln_comm_finalize(comm);
+    return rc;
 }

@@ -175,18 +175,21 @@ static kiln_status gpt_backward(kiln_model *m, float target_scale)
     op->zero(dcur, btc, st);
     op->layernorm_backward(dcur, G(s->lnf_w), G(s->lnf_b), s->dA, s->res[s->L], P(s->lnf_w),
                            s->lnf_mean, s->lnf_rstd, BT, C, st);
+    kiln_model_block_done(m, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
         block_acts *a = acts_for(s, l);
         /* the last block's activations are still in the shared set */
         if (m->cfg.recompute && l < s->L - 1) block_forward(m, l, a, s->res[l], s->res[l + 1]);
         op->zero(dnext, btc, st);
         block_backward(m, l, a, s->res[l], dcur, dnext);
+        kiln_model_block_done(m, l + 1);
         float *t = dcur;
         dcur = dnext;
         dnext = t;
     }
     const float *demb = gpt_dropout_bwd(m, dcur, s->dA, btc, 0, 0);
     op->embedding_backward(G(s->wte), G(s->wpe), demb, m->batch->tokens, s->B, s->T, C, st);
+    kiln_model_block_done(m, 0); /* last: the tied LM head also wrote wte's gradient */
     return KILN_OK;
 }
 

@@ -76,6 +76,7 @@ static kiln_status mlp_backward(kiln_model *m, float target_scale)
         if (din) op->zero(din, (size_t)B * C, st);
         op->linear_backward(din, kiln_model_grad(m, s->w_off[i]), kiln_model_grad(m, s->b_off[i]),
                             s->dcur, in, kiln_model_param(m, s->w_off[i]), B, C, OC, st);
+        kiln_model_block_done(m, i);
         if (!i) break;
         /* dnext = d(post[i-1]); turn it into d(pre[i-1]) in dcur */
         size_t n = (size_t)B * C;

@@ -126,7 +126,10 @@ kiln_status kiln_model_backward(kiln_model *m, float loss_scale)
 {
     if (!m->batch)
         return KILN_ERROR(KILN_ERR_ARG, "model backward called before any forward");
-    if (m->n_targets == 0) return KILN_OK; /* nothing scored: zero gradient */
+    if (m->n_targets == 0) { /* nothing scored: zero gradient, every block is final */
+        for (int b = m->n_blocks - 1; b >= 0; b--) kiln_model_block_done(m, b);
+        return KILN_OK;
+    }
     return m->vt->backward(m, loss_scale / (float)m->n_targets);
 }
 
@@ -148,4 +151,15 @@ void kiln_xent_summary(const float *losses, const float *probs, const int32_t *t
     *loss = count ? (float)(sum / (double)count) : 0.0f;
     if (n_correct) *n_correct = hits;
     if (n_targets) *n_targets = count;
+}
+
+void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx)
+{
+    m->block_hook = fn;
+    m->block_hook_ctx = ctx;
+}
+
+void kiln_model_block_done(kiln_model *m, int block)
+{
+    if (m->block_hook) m->block_hook(m->block_hook_ctx, block);
 }

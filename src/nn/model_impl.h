@@ -34,6 +34,8 @@ struct kiln_model {
     int training;
     uint64_t step;
     int64_t n_targets;                     /* scored targets (the loss is their mean) */
+    kiln_block_done_fn block_hook;
+    void *block_hook_ctx;
     void *impl;                            /* architecture-specific state */
 };
 
@@ -47,6 +49,9 @@ float *kiln_model_param(kiln_model *m, size_t offset);
 float *kiln_model_grad(kiln_model *m, size_t offset);
 /* Activation buffers on the backend, zero-filled; failing allocation is an error. */
 kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what);
+
+/* Architectures call this as each block's gradients become final. */
+void kiln_model_block_done(kiln_model *m, int block);
 
 kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed);
 kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed);

@@ -20,12 +20,22 @@ static kiln_status check_batch_config(train_run *r)
     if (c->train.batch_size <= 0)
         return KILN_ERROR(KILN_ERR_CONFIG, "train.batch_size must be positive, found %d",
                           c->train.batch_size);
-    r->micro_batch = c->train.micro_batch > 0 ? c->train.micro_batch : c->train.batch_size;
-    if (c->train.batch_size % r->micro_batch)
+    if (c->parallel.pp != 1)
+        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
+                          "parallel.pp=%d: pipeline parallelism is not built yet; use 1",
+                          c->parallel.pp);
+    if (c->train.batch_size % r->world)
         return KILN_ERROR(KILN_ERR_CONFIG,
-                          "train.batch_size (%d) must be a multiple of train.micro_batch (%d)",
-                          c->train.batch_size, r->micro_batch);
-    r->accum = c->train.batch_size / r->micro_batch;
+                          "train.batch_size (%d) must be a multiple of the data-parallel ranks (%d)",
+                          c->train.batch_size, r->world);
+    int per_rank = c->train.batch_size / r->world;
+    r->micro_batch = c->train.micro_batch > 0 ? c->train.micro_batch : per_rank;
+    if (per_rank % r->micro_batch)
+        return KILN_ERROR(KILN_ERR_CONFIG,
+                          "train.batch_size per rank (%d = %d / %d ranks) must be a multiple of "
+                          "train.micro_batch (%d)",
+                          per_rank, c->train.batch_size, r->world, r->micro_batch);
+    r->accum = per_rank / r->micro_batch;
     if (!c->data.path[0])
         return KILN_ERROR(KILN_ERR_CONFIG, "data.path is empty: set it to a file made by `kiln data import`");
     return KILN_OK;
@@ -40,8 +50,8 @@ static kiln_status open_data(train_run *r)
     int T = c->model.block_size;
     KILN_CHECK(kiln_dataset_open(c->data.path, c->data.train_split, kind, T, &r->train_ds));
     KILN_CHECK(kiln_dataset_open(c->data.path, eval_split, kind, T, &r->eval_ds));
-    kiln_loader_opts train_opts = {r->micro_batch, 1, 1, (uint64_t)c->train.seed, 0, 1};
-    kiln_loader_opts eval_opts = {r->micro_batch, 0, 0, (uint64_t)c->train.seed, 0, 1};
+    kiln_loader_opts train_opts = {r->micro_batch, 1, 1, (uint64_t)c->train.seed, r->rank, r->world};
+    kiln_loader_opts eval_opts = {r->micro_batch, 0, 0, (uint64_t)c->train.seed, r->rank, r->world};
     KILN_CHECK(kiln_loader_create(r->train_ds, &train_opts, &r->train_loader));
     KILN_CHECK(kiln_loader_create(r->eval_ds, &eval_opts, &r->eval_loader));
     return KILN_OK;
@@ -55,9 +65,13 @@ static kiln_status build_model(train_run *r)
     KILN_CHECK(kiln_model_create(&c->model, in_dim, n_out, r->micro_batch, r->be,
                                  (uint64_t)c->train.seed, &r->model));
     KILN_CHECK(kiln_optim_create(&c->optim, r->model, r->be, &r->optim));
-    kiln_info("model %s: %zu parameters in %d tensors, %d blocks; batch %d = %d x %d micro-batches",
+    size_t bucket_bytes = (size_t)(c->parallel.bucket_mb * 1048576.0);
+    KILN_CHECK(kiln_dp_create(r->comm, r->model, r->be, bucket_bytes, c->parallel.overlap, &r->dp));
+    kiln_info("model %s: %zu parameters in %d tensors, %d blocks; batch %d = %d ranks x %d x %d "
+              "micro-batches; %d all-reduce buckets",
               c->model.kind, kiln_model_num_params(r->model), kiln_model_num_tensors(r->model),
-              kiln_model_num_blocks(r->model), c->train.batch_size, r->accum, r->micro_batch);
+              kiln_model_num_blocks(r->model), c->train.batch_size, r->world, r->accum,
+              r->micro_batch, kiln_dp_num_buckets(r->dp));
     return KILN_OK;
 }
 
@@ -89,6 +103,9 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
 {
     KILN_CHECK(kiln_config_load(&kiln_train_schema, &r->cfg, o->config_path, o->overrides,
                                 o->n_overrides));
+    r->comm = o->comm;
+    r->rank = kiln_comm_rank(r->comm, KILN_AXIS_DP);
+    r->world = kiln_comm_size(r->comm, KILN_AXIS_DP);
     r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
     KILN_CHECK_ALLOC(r->config_yaml);
     KILN_CHECK(check_batch_config(r));
@@ -103,15 +120,18 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/ckpt", r->cfg.train.out_dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", r->cfg.train.out_dir);
     KILN_CHECK(resume_if_asked(r, o->resume ? o->resume : "auto"));
-    /* input accepted: from here on the run directory may be written */
-    KILN_CHECK(kiln_mkdir_p(r->ckpt_dir));
-    KILN_CHECK(metrics_open(r, r->step));
+    /* input accepted: from here on the run directory may be written (by rank 0) */
+    if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0) {
+        KILN_CHECK(kiln_mkdir_p(r->ckpt_dir));
+        KILN_CHECK(metrics_open(r, r->step));
+    }
     return KILN_OK;
 }
 
 static void teardown(train_run *r)
 {
     metrics_close(r);
+    kiln_dp_free(r->dp);
     kiln_loader_free(r->train_loader);
     kiln_loader_free(r->eval_loader);
     kiln_dataset_free(r->train_ds);
@@ -145,8 +165,9 @@ static kiln_status train_step(train_run *r, step_result *out)
     const kiln_backend *be = r->be;
     size_t n = kiln_model_num_params(r->model);
     be->ops.zero(kiln_model_grads(r->model), n, be->stream);
-    double loss_sum = 0.0;
-    out->units = 0;
+    /* this rank's loss sum, rows and scored tokens; summed over the ranks below */
+    double sums[3] = {0.0, 0.0, 0.0};
+    int is_lm = 0;
     for (int micro = 0; micro < r->accum; micro++) {
         const kiln_batch *b;
         float loss;
@@ -154,13 +175,19 @@ static kiln_status train_step(train_run *r, step_result *out)
         KILN_CHECK(kiln_loader_next(r->train_loader, &b));
         KILN_CHECK(kiln_model_forward(r->model, b, 1, (uint64_t)r->step, &loss, NULL, &targets));
         if (!isfinite(loss)) return nonfinite_error(r, "loss", loss);
+        if (micro == r->accum - 1) kiln_dp_begin_backward(r->dp);
         KILN_CHECK(kiln_model_backward(r->model, 1.0f / (float)r->accum));
-        loss_sum += loss;
-        r->samples_seen += b->B;
-        if (b->tokens) r->tokens_seen += targets;
-        out->units += b->tokens ? targets : b->B;
+        sums[0] += loss;
+        sums[1] += b->B;
+        sums[2] += (double)targets;
+        is_lm = b->tokens != NULL;
     }
-    out->loss = loss_sum / r->accum;
+    KILN_CHECK(kiln_dp_finish(r->dp));
+    KILN_CHECK(kiln_comm_allreduce_f64(r->comm, KILN_AXIS_DP, sums, 3));
+    out->loss = sums[0] / (r->accum * r->world);
+    r->samples_seen += (int64_t)sums[1];
+    if (is_lm) r->tokens_seen += (int64_t)sums[2];
+    out->units = (int64_t)(is_lm ? sums[2] : sums[1]);
     out->grad_norm = kiln_grad_global_norm(be, kiln_model_grads(r->model), n);
     if (!isfinite(out->grad_norm)) return nonfinite_error(r, "gradient norm", out->grad_norm);
     out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
@@ -190,9 +217,9 @@ static void log_step(train_run *r, const step_result *s, int64_t units, double s
     char line[512];
     snprintf(line, sizeof line,
              "\"step\":%ld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"%s\":%.1f,"
-             "\"gflops\":%.2f,\"comm_wait_s\":0",
+             "\"gflops\":%.2f,\"comm_wait_s\":%.4f",
              r->step, s->loss, s->lr, s->grad_norm, is_lm ? "tokens_per_s" : "samples_per_s",
-             rate, gflops);
+             rate, gflops, kiln_dp_take_wait_s(r->dp));
     metrics_write(r, line);
     kiln_debug("step %ld loss %.4f lr %.3g |g| %.3f %.0f %s/s %.1f GFLOP/s", r->step, s->loss,
                s->lr, s->grad_norm, rate, is_lm ? "tokens" : "samples", gflops);
@@ -217,6 +244,7 @@ static kiln_status write_summary(train_run *r, const eval_result *ev, const step
                      kiln_model_num_params(r->model), is_lm ? "tokens_per_s" : "samples_per_s",
                      rate, rate * kiln_model_train_flops_per_unit(r->model) * 1e-9,
                      (long long)r->samples_seen, (long long)r->tokens_seen);
+    if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) != 0) return KILN_OK;
     char path[4200];
     snprintf(path, sizeof path, "%s/summary.json", r->cfg.train.out_dir);
     KILN_CHECK(kiln_write_file_atomic(path, json, (size_t)n));
@@ -234,7 +262,8 @@ static kiln_status train_loop(train_run *r)
     long total = c->train.steps;
     step_result s = {0};
     run_totals tot = {0};
-    kiln_progress *prog = kiln_progress_start("train", (uint64_t)total, c->train.progress_interval, 0);
+    kiln_progress *prog = kiln_progress_start("train", (uint64_t)total, c->train.progress_interval,
+                                               kiln_comm_rank(r->comm, KILN_AXIS_WORLD));
     double t_log = kiln_time_s();
     int64_t units_since_log = 0;
     if (r->step >= total) kiln_info("already at step %ld of %ld: nothing to train", r->step, total);

@@ -59,6 +59,12 @@ static const kiln_cfg_key train_keys[] = {
     K("train.progress_interval", KILN_CFG_FLOAT, train.progress_interval, "10", NULL,
       "seconds between progress lines when stderr is not a terminal"),
     K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
+    K("parallel.pp", KILN_CFG_INT, parallel.pp, "1", NULL,
+      "pipeline stages; the other factor of the world size is data parallel"),
+    K("parallel.bucket_mb", KILN_CFG_FLOAT, parallel.bucket_mb, "25", NULL,
+      "data parallel: gradient all-reduce bucket size in MiB"),
+    K("parallel.overlap", KILN_CFG_BOOL, parallel.overlap, "true", NULL,
+      "data parallel: all-reduce each bucket as soon as backward finishes it"),
 };
 
 const kiln_cfg_schema kiln_train_schema = {"train", train_keys, sizeof train_keys / sizeof train_keys[0]};

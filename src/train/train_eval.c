@@ -20,6 +20,11 @@ kiln_status train_evaluate(train_run *r, int max_batches, eval_result *out)
         correct += hits;
         targets += n;
     }
+    double sums[3] = {loss_sum, (double)correct, (double)targets};
+    KILN_CHECK(kiln_comm_allreduce_f64(r->comm, KILN_AXIS_DP, sums, 3));
+    loss_sum = sums[0];
+    correct = (int64_t)sums[1];
+    targets = (int64_t)sums[2];
     out->targets = targets;
     out->loss = targets ? loss_sum / (double)targets : 0.0;
     out->accuracy = targets ? (double)correct / (double)targets : 0.0;

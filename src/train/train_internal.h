@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "kiln/ckpt.h"
 #include "kiln/data.h"
+#include "kiln/parallel.h"
 #include "kiln/train.h"
 
 typedef struct train_run {
@@ -15,7 +16,10 @@ typedef struct train_run {
     kiln_loader *train_loader, *eval_loader;
     kiln_model *model;
     kiln_optim *optim;
-    int micro_batch, accum;            /* rows per forward; forwards per step */
+    kiln_comm *comm;
+    kiln_dp *dp;                       /* gradient averaging across the dp ranks */
+    int rank, world;                   /* this rank's place on the dp axis */
+    int micro_batch, accum;            /* rows per forward on this rank; forwards per step */
     long step;                         /* optimizer steps completed */
     int64_t samples_seen, tokens_seen;
     double best_eval_loss;

@@ -65,7 +65,10 @@ kiln_status train_save_checkpoint(train_run *r)
     meta->best_eval_loss = r->best_eval_loss;
     snprintf(meta->config_text, sizeof meta->config_text, "%s", r->config_yaml);
     snprintf(meta->kiln_version, sizeof meta->kiln_version, "%s", KILN_VERSION);
-    KILN_CHECK_GOTO(st, kiln_ckpt_save(r->ckpt_dir, meta, cn.tensors, cn.n, r->cfg.train.keep), done);
+    /* every rank holds the whole state (no sharding yet): rank 0 writes, the others wait */
+    if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0)
+        KILN_CHECK_GOTO(st, kiln_ckpt_save(r->ckpt_dir, meta, cn.tensors, cn.n, r->cfg.train.keep), done);
+    KILN_CHECK_GOTO(st, kiln_comm_barrier(r->comm), done);
     kiln_info("checkpoint: step %ld -> %s", r->step, r->ckpt_dir);
 done:
     free_names(&cn);

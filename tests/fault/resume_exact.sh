@@ -17,7 +17,11 @@ run_pair() { # name config steps overrides...
   local pid=$! ckpt
   ckpt=$(printf '%s/%s-killed/ckpt/step-%08d.h5' "$WORK" "$name" "$half")
   while [ ! -f "$ckpt" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
-  sleep 0.3 # let it run a few steps past the checkpoint, which the resume must redo
+  # let it run a step or two past the checkpoint (steps the resume must redo), then kill it
+  while kill -0 "$pid" 2>/dev/null &&
+    [ "$(tail -n 1 "$WORK/$name-killed/metrics.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/')" -le "$((half + 1))" ]; do
+    sleep 0.005
+  done
   if kill -9 "$pid" 2>/dev/null; then
     wait "$pid" 2>/dev/null || true
     last=$(tail -n 1 "$WORK/$name-killed/metrics.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/')

@@ -1,0 +1,37 @@
+/* The communication layer: MPI processes arranged as a grid world = pp x dp, and the
+ * collectives the parallel modes use. Host buffers go through MPI; the CUDA backend will route
+ * device buffers through NCCL behind the same calls. A single process without mpirun is a
+ * 1 x 1 grid (MPI singleton). */
+#ifndef KILN_COMM_H
+#define KILN_COMM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/status.h"
+
+typedef enum { KILN_AXIS_WORLD = 0, KILN_AXIS_DP, KILN_AXIS_PP } kiln_axis;
+
+typedef struct kiln_comm kiln_comm;
+typedef struct kiln_comm_request kiln_comm_request;
+
+/* MPI_Init (if nobody did) and the grid; pp must divide the world size. */
+kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out);
+void kiln_comm_finalize(kiln_comm *c);
+int kiln_comm_rank(const kiln_comm *c, kiln_axis axis);
+int kiln_comm_size(const kiln_comm *c, kiln_axis axis);
+
+/* In-place sums. */
+kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n);
+kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n);
+/* Non-blocking in-place float sum; *req must later be waited. */
+kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
+                                     kiln_comm_request **req);
+/* Let outstanding requests progress (MPI has no progress thread by default); *done = 1 when
+ * req completed. */
+kiln_status kiln_comm_test(kiln_comm_request *req, int *done);
+/* Wait for req and free it. */
+kiln_status kiln_comm_wait(kiln_comm_request *req);
+kiln_status kiln_comm_barrier(kiln_comm *c);
+/* Ends every rank of the job: used when one rank fails so that the others do not hang. */
+void kiln_comm_abort(kiln_comm *c, int code);
+
+#endif

@@ -1,0 +1,131 @@
+/* MPI behind the comm interface. The grid is pp x dp with pipeline stages outermost: ranks
+ * r and r + dp hold the same data-parallel slot in neighbouring stages. */
+#include "kiln/comm.h"
+#include <mpi.h>
+#include <stdlib.h>
+
+struct kiln_comm {
+    MPI_Comm world, dp, pp;
+    int owns_mpi; /* we called MPI_Init, so we finalize */
+};
+
+struct kiln_comm_request {
+    MPI_Request r;
+};
+
+static kiln_status mpi_status(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS) return KILN_OK;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return KILN_ERROR(KILN_ERR_MPI, "%s failed: %s", what, msg);
+}
+
+static MPI_Comm axis_comm(const kiln_comm *c, kiln_axis axis)
+{
+    return axis == KILN_AXIS_DP ? c->dp : axis == KILN_AXIS_PP ? c->pp : c->world;
+}
+
+kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out)
+{
+    *out = NULL;
+    kiln_comm *c = calloc(1, sizeof *c);
+    KILN_CHECK_ALLOC(c);
+    int inited = 0, provided;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        /* only the main thread calls MPI (the prefetch thread never does) */
+        KILN_CHECK(mpi_status(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init"));
+        c->owns_mpi = 1;
+    }
+    /* errors come back as codes so they get kiln's messages instead of an abort */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    c->world = MPI_COMM_WORLD;
+    int rank, size;
+    MPI_Comm_rank(c->world, &rank);
+    MPI_Comm_size(c->world, &size);
+    if (pp <= 0 || size % pp) {
+        kiln_comm_finalize(c);
+        return KILN_ERROR(KILN_ERR_CONFIG,
+                          "parallel.pp (%d) must divide the number of ranks (%d)", pp, size);
+    }
+    int dp = size / pp;
+    KILN_CHECK(mpi_status(MPI_Comm_split(c->world, rank / dp, rank, &c->dp), "MPI_Comm_split(dp)"));
+    KILN_CHECK(mpi_status(MPI_Comm_split(c->world, rank % dp, rank, &c->pp), "MPI_Comm_split(pp)"));
+    *out = c;
+    return KILN_OK;
+}
+
+void kiln_comm_finalize(kiln_comm *c)
+{
+    if (!c) return;
+    if (c->dp != MPI_COMM_NULL && c->dp) MPI_Comm_free(&c->dp);
+    if (c->pp != MPI_COMM_NULL && c->pp) MPI_Comm_free(&c->pp);
+    if (c->owns_mpi) MPI_Finalize();
+    free(c);
+}
+
+int kiln_comm_rank(const kiln_comm *c, kiln_axis axis)
+{
+    int r = 0;
+    if (c) MPI_Comm_rank(axis_comm(c, axis), &r);
+    return r;
+}
+
+int kiln_comm_size(const kiln_comm *c, kiln_axis axis)
+{
+    int n = 1;
+    if (c) MPI_Comm_size(axis_comm(c, axis), &n);
+    return n;
+}
+
+kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n)
+{
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return mpi_status(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
+                      "MPI_Allreduce(float)");
+}
+
+kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n)
+{
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return mpi_status(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, axis_comm(c, axis)),
+                      "MPI_Allreduce(double)");
+}
+
+kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
+                                     kiln_comm_request **req)
+{
+    *req = calloc(1, sizeof **req);
+    KILN_CHECK_ALLOC(*req);
+    (*req)->r = MPI_REQUEST_NULL;
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return mpi_status(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM,
+                                     axis_comm(c, axis), &(*req)->r),
+                      "MPI_Iallreduce");
+}
+
+kiln_status kiln_comm_test(kiln_comm_request *req, int *done)
+{
+    *done = 1;
+    if (req->r == MPI_REQUEST_NULL) return KILN_OK;
+    return mpi_status(MPI_Test(&req->r, done, MPI_STATUS_IGNORE), "MPI_Test");
+}
+
+kiln_status kiln_comm_wait(kiln_comm_request *req)
+{
+    int rc = req->r == MPI_REQUEST_NULL ? MPI_SUCCESS : MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    free(req);
+    return mpi_status(rc, "MPI_Wait");
+}
+
+kiln_status kiln_comm_barrier(kiln_comm *c)
+{
+    return mpi_status(MPI_Barrier(c->world), "MPI_Barrier");
+}
+
+void kiln_comm_abort(kiln_comm *c, int code)
+{
+    if (c && kiln_comm_size(c, KILN_AXIS_WORLD) > 1) MPI_Abort(c->world, code);
+}
