@@ -36,6 +36,10 @@ typedef struct kiln_train_config {
         kiln_cfg_str name;          /* "cpu" | "cuda" */
     } backend;
     struct {
+        int bind;                   /* bind each rank to its share of the node's cores */
+        int cores_per_rank;         /* 0 = the node's cores split evenly among its ranks */
+    } placement;
+    struct {
         int pp;                     /* pipeline stages (1 until pipeline parallelism lands) */
         double bucket_mb;           /* data-parallel all-reduce bucket size */
         int overlap;                /* start each bucket's all-reduce during backward */

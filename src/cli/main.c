@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "                      turn raw data into kiln's HDF5 datasets\n"
             "  ckpt inspect FILE   summarise a checkpoint (tensors, counters, config)\n"
             "  ckpt verify FILE    check a checkpoint's checksums\n"
+            "  topo [--ranks-per-node N]\n"
+            "                      the node's topology and the placement of N ranks\n"
             "  version             print the version\n\n"
             "Run `kiln <command> --help` for details. Logging: KILN_LOG=debug|info|warn|error.\n",
             KILN_VERSION);
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return kiln_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return kiln_cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "ckpt")) return kiln_cmd_ckpt(argc - 1, argv + 1);
+    if (!strcmp(cmd, "topo")) return kiln_cmd_topo(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;

@@ -10,6 +10,7 @@
 #include "kiln/log.h"
 #include "kiln/progress.h"
 #include "kiln/runtime.h"
+#include "kiln/topo.h"
 #include "train_internal.h"
 
 static kiln_status check_batch_config(train_run *r)
@@ -38,6 +39,26 @@ static kiln_status check_batch_config(train_run *r)
     r->accum = per_rank / r->micro_batch;
     if (!c->data.path[0])
         return KILN_ERROR(KILN_ERR_CONFIG, "data.path is empty: set it to a file made by `kiln data import`");
+    return KILN_OK;
+}
+
+/* hwloc placement: this rank's share of the node's cores, bound, with as many threads (unless
+ * train.threads says otherwise; a lone rank keeps OMP_NUM_THREADS or all cores). */
+static kiln_status place_rank(train_run *r, int *threads)
+{
+    const kiln_train_config *c = &r->cfg;
+    int local_rank, local_size;
+    kiln_topo_local_rank(&local_rank, &local_size);
+    kiln_placement p;
+    KILN_CHECK(kiln_topo_plan(local_rank, local_size, c->placement.cores_per_rank, &p));
+    char bound[128] = "not bound";
+    if (c->placement.bind) KILN_CHECK(kiln_topo_bind(&p, bound, sizeof bound));
+    int planned = local_size > 1 || c->placement.cores_per_rank > 0 ? p.n_rank_cores : 0;
+    *threads = kiln_threads_set(c->train.threads > 0 ? c->train.threads : planned);
+    kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
+             "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",
+             local_rank, local_size, p.first_core, p.first_core + p.n_rank_cores - 1, p.numa_node,
+             p.gpu, bound, *threads, p.shared ? " (more ranks than cores: sharing)" : "");
     return KILN_OK;
 }
 
@@ -110,7 +131,8 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     KILN_CHECK_ALLOC(r->config_yaml);
     KILN_CHECK(check_batch_config(r));
     KILN_CHECK(kiln_backend_get(r->cfg.backend.name, &r->be));
-    int threads = kiln_threads_set(r->cfg.train.threads);
+    int threads;
+    KILN_CHECK(place_rank(r, &threads));
     if (kiln_log_enabled(KILN_LOG_INFO))
         fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
                 r->config_yaml);

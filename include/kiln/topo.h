@@ -1,0 +1,34 @@
+/* Placement with hwloc: which cores (and GPU) each rank on a node uses.
+ *
+ * Ranks on a node split its cores into equal contiguous shares in hwloc's logical order (which
+ * keeps a share inside one package / NUMA node when it fits), bind themselves to their share
+ * and run that many OpenMP/OpenBLAS threads. Where GPUs exist each rank takes the one nearest
+ * its cores. The local rank comes from Open MPI or Slurm. */
+#ifndef KILN_TOPO_H
+#define KILN_TOPO_H
+#include <stdio.h>
+#include "kiln/status.h"
+
+typedef struct kiln_placement {
+    int local_rank, local_size;  /* this rank among the ranks of its node */
+    int n_cores, n_pus, n_numa, n_gpus; /* the node */
+    int first_core, n_rank_cores; /* this rank's cores: logical indexes [first, first + n) */
+    int numa_node;               /* logical index of the NUMA node of its first core */
+    int gpu;                     /* index among the node's GPUs, or -1 */
+    int shared;                  /* more ranks than cores: ranks share cores round-robin */
+    char cpuset[128];            /* the bound PUs as a list, e.g. "0-3,8-11" */
+} kiln_placement;
+
+/* Local rank and ranks per node from OMPI_COMM_WORLD_LOCAL_RANK/SIZE or SLURM_LOCALID and
+ * SLURM_NTASKS_PER_NODE (or SLURM_TASKS_PER_NODE); 0 and 1 when neither is set. */
+void kiln_topo_local_rank(int *local_rank, int *local_size);
+/* The plan for one local rank; cores_per_rank > 0 overrides the even split. */
+kiln_status kiln_topo_plan(int local_rank, int local_size, int cores_per_rank, kiln_placement *out);
+/* Bind this process (all its threads) to the plan's cores; bound_pus receives the binding as
+ * the OS reports it afterwards (a list like "0-3"). */
+kiln_status kiln_topo_bind(const kiln_placement *p, char *bound_pus, size_t len);
+/* `kiln topo`: the node's packages, NUMA nodes, cores, PUs, GPUs and the plan for
+ * ranks_per_node ranks. */
+kiln_status kiln_topo_print(FILE *f, int ranks_per_node, int cores_per_rank);
+
+#endif
