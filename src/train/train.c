@@ -231,6 +231,16 @@ static kiln_status run_eval(train_run *r, int max_batches, eval_result *ev)
     return KILN_OK;
 }
 
+/* 1 if any rank was asked to stop. Ranks receive a forwarded signal at slightly different
+ * times; agreeing here makes them all checkpoint the same step and stop together. */
+static kiln_status stop_requested(train_run *r, int *stop)
+{
+    double any = kiln_signals_pending() != 0;
+    KILN_CHECK(kiln_comm_allreduce_f64(r->comm, KILN_AXIS_WORLD, &any, 1));
+    *stop = any > 0;
+    return KILN_OK;
+}
+
 static void log_step(train_run *r, const step_result *s, int64_t units, double seconds)
 {
     int is_lm = kiln_model_data_kind(r->model) == KILN_DATA_LM;
@@ -306,14 +316,17 @@ static kiln_status train_loop(train_run *r)
         eval_result ev;
         if (c->train.eval_every > 0 && r->step % c->train.eval_every == 0 && r->step < total)
             KILN_CHECK(run_eval(r, c->train.eval_batches, &ev));
-        int stop = kiln_signals_pending();
+        int stop;
+        KILN_CHECK(stop_requested(r, &stop));
         if (stop || (c->train.ckpt_every > 0 && r->step % c->train.ckpt_every == 0 && r->step < total))
             KILN_CHECK(train_save_checkpoint(r));
         if (stop) {
             kiln_progress_finish(prog);
-            kiln_warn("signal %d: checkpointed step %ld, stopping for requeue", stop, r->step);
-            return KILN_ERROR(KILN_ERR_INTERRUPTED, "stopped by signal %d at step %ld (checkpoint written)",
-                              stop, r->step);
+            kiln_warn("stop requested (SIGTERM/SIGUSR1): checkpointed step %ld, exiting for requeue",
+                      r->step);
+            return KILN_ERROR(KILN_ERR_INTERRUPTED,
+                              "stopped by a signal at step %ld (checkpoint written; rerun to resume)",
+                              r->step);
         }
         t_log = units_since_log ? t_log : kiln_time_s();
     }

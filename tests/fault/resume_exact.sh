@@ -43,6 +43,32 @@ run_pair() { # name config steps overrides...
 
 run_pair mlp "$KILN_SRC/configs/fmnist-mlp.yaml" 200 --set data.path="$(fmnist_h5)" \
   --set model.dropout=0.1 --set train.eval_every=50
+# Preemption: SIGUSR1 (what Slurm sends before the end) checkpoints at the end of the current
+# step and exits with 75; rerunning continues to the same result as the uninterrupted run.
+preempt() { # name config steps overrides... (reuses $name-straight from run_pair)
+  local name=$1 config=$2 steps=$3
+  shift 3
+  local common=(--set train.steps="$steps" --set train.ckpt_every="$((steps / 2))" --set train.log_every=1
+    --set train.keep=10 --set train.threads=1 "$@")
+  "$KILN_BIN" train "$config" "${common[@]}" --set train.out_dir="$WORK/$name-usr1" \
+    >/dev/null 2>"$WORK/$name-usr1.log" &
+  local pid=$! rc=0
+  while kill -0 "$pid" 2>/dev/null && [ "$(tail -n 1 "$WORK/$name-usr1/metrics.jsonl" 2>/dev/null |
+    sed 's/.*"step":\([0-9]*\).*/\1/')" != 30 ]; do sleep 0.005; done
+  kill -USR1 "$pid" 2>/dev/null
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 75 ] && pass "$name: SIGUSR1 -> checkpoint and exit 75 ($(grep -m1 -o 'checkpointed step [0-9]*' "$WORK/$name-usr1.log"))" ||
+    fail "$name: SIGUSR1 gave exit $rc: $(tail -n 2 "$WORK/$name-usr1.log")"
+  "$KILN_BIN" train "$config" "${common[@]}" --set train.out_dir="$WORK/$name-usr1" >/dev/null 2>&1
+  if "$PY" "$(dirname "$0")/compare_runs.py" "$WORK/$name-straight" "$WORK/$name-usr1" "$steps"; then
+    pass "$name: preempted and rerun, bit-identical to the uninterrupted run"
+  else
+    fail "$name: preempted run differs"
+  fi
+}
+preempt mlp "$KILN_SRC/configs/fmnist-mlp.yaml" 200 --set data.path="$(fmnist_h5)" \
+  --set model.dropout=0.1 --set train.eval_every=50
+
 run_pair gpt "$KILN_SRC/configs/gpt-fortunes.yaml" 40 --set data.path="$(fortunes_h5)" \
   --set model.n_layer=2 --set model.n_embd=64 --set model.n_head=2 --set model.block_size=64 \
   --set train.batch_size=8 --set train.micro_batch=4 --set model.dropout=0.1 \
