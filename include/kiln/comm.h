@@ -30,6 +30,16 @@ kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, s
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done);
 /* Wait for req and free it. */
 kiln_status kiln_comm_wait(kiln_comm_request *req);
+/* Shards (counts[r] elements for rank r, in rank order; int counts as MPI takes them):
+ * recv (counts[me]) = the sum over ranks of their send's slice for me. */
+kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const float *send,
+                                         float *recv, const int *counts);
+/* In place: every rank's slice buf[displs[r] .. + counts[r]) is copied to all ranks. */
+kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
+                                    const int *displs);
+/* recv (root only, sum of counts) = every rank's send (counts[me]) at displs. */
+kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
+                                 const int *counts, const int *displs, int root);
 kiln_status kiln_comm_barrier(kiln_comm *c);
 /* Ends every rank of the job: used when one rank fails so that the others do not hang. */
 void kiln_comm_abort(kiln_comm *c, int code);

@@ -23,15 +23,19 @@ typedef struct kiln_schedule_config {
 
 typedef struct kiln_optim kiln_optim;
 
+/* State for the flat parameter range [lo, hi) only (ZeRO shards it; the whole model is
+ * 0, kiln_model_num_params). Updates touch only that range. */
 kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
-                              const kiln_backend *be, kiln_optim **out);
+                              const kiln_backend *be, size_t lo, size_t hi, kiln_optim **out);
 void kiln_optim_free(kiln_optim *o);
 /* One update. t is the 1-based step; grad_scale multiplies gradients (clipping). */
 void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, int t);
-/* Named state buffers mirroring the parameters ("m", "v" for AdamW; "momentum" for SGD). */
+/* Named state buffers mirroring the parameters of [lo, hi) ("m", "v" for AdamW; "momentum"
+ * for SGD): element k of a state belongs to parameter lo + k. */
 int kiln_optim_num_states(const kiln_optim *o);
 const char *kiln_optim_state_name(const kiln_optim *o, int i);
 float *kiln_optim_state(kiln_optim *o, int i);
+void kiln_optim_range(const kiln_optim *o, size_t *lo, size_t *hi);
 
 /* Learning rate for 0-based step of total_steps. */
 double kiln_schedule_lr(const kiln_schedule_config *s, double base_lr, long step, long total_steps);

@@ -43,6 +43,7 @@ typedef struct kiln_train_config {
         int pp;                     /* pipeline stages (1 until pipeline parallelism lands) */
         double bucket_mb;           /* data-parallel all-reduce bucket size */
         int overlap;                /* start each bucket's all-reduce during backward */
+        int zero;                   /* ZeRO stage: 0, or 1 (optimizer state sharded) */
     } parallel;
 } kiln_train_config;
 

@@ -120,6 +120,32 @@ kiln_status kiln_comm_wait(kiln_comm_request *req)
     return mpi_status(rc, "MPI_Wait");
 }
 
+kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const float *send,
+                                         float *recv, const int *counts)
+{
+    return mpi_status(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
+                      "MPI_Reduce_scatter");
+}
+
+kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
+                                    const int *displs)
+{
+    return mpi_status(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
+                                     MPI_FLOAT, axis_comm(c, axis)),
+                      "MPI_Allgatherv");
+}
+
+kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
+                                 const int *counts, const int *displs, int root)
+{
+    MPI_Comm comm = axis_comm(c, axis);
+    int me;
+    MPI_Comm_rank(comm, &me);
+    return mpi_status(MPI_Gatherv(send, counts[me], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, root,
+                                  comm),
+                      "MPI_Gatherv");
+}
+
 kiln_status kiln_comm_barrier(kiln_comm *c)
 {
     return mpi_status(MPI_Barrier(c->world), "MPI_Barrier");

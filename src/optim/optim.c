@@ -13,18 +13,22 @@ struct kiln_optim {
     int n_states;
     const char *state_names[2];
     float *state[2];
-    size_t n;
+    size_t lo, hi;               /* the parameter range the state covers */
 };
 
 kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
-                              const kiln_backend *be, kiln_optim **out)
+                              const kiln_backend *be, size_t lo, size_t hi, kiln_optim **out)
 {
     *out = NULL;
+    if (lo > hi || hi > kiln_model_num_params(m))
+        return KILN_ERROR(KILN_ERR_ARG, "optimizer range [%zu, %zu) outside the %zu parameters", lo,
+                          hi, kiln_model_num_params(m));
     kiln_optim *o = calloc(1, sizeof *o);
     KILN_CHECK_ALLOC(o);
     o->cfg = *cfg;
     o->be = be;
-    o->n = kiln_model_num_params(m);
+    o->lo = lo;
+    o->hi = hi;
     if (!strcmp(cfg->name, "adamw")) {
         o->kind = OPT_ADAMW;
         o->n_states = 2;
@@ -39,9 +43,10 @@ kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
         return KILN_ERROR(KILN_ERR_CONFIG, "optim.name must be adamw or sgd, found '%s'", cfg->name);
     }
     for (int i = 0; i < o->n_states; i++) {
-        o->state[i] = be->alloc(o->n * sizeof(float));
+        /* at least one element so an empty shard still has valid buffers */
+        o->state[i] = be->alloc((hi - lo + 1) * sizeof(float));
         if (!o->state[i]) {
-            size_t n = o->n;
+            size_t n = hi - lo;
             kiln_optim_free(o);
             return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate optimizer state (%zu floats)", n);
         }
@@ -65,18 +70,28 @@ void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, i
     const kiln_optim_config *c = &o->cfg;
     for (int i = 0; i < kiln_model_num_tensors(m); i++) {
         const kiln_tensor_info *ti = kiln_model_tensor(m, i);
-        size_t off = ti->offset;
+        /* the part of this tensor inside the optimizer's range */
+        size_t a = ti->offset > o->lo ? ti->offset : o->lo;
+        size_t b = ti->offset + ti->numel < o->hi ? ti->offset + ti->numel : o->hi;
+        if (a >= b) continue;
+        size_t n = b - a, s = a - o->lo;
         float wd = ti->decay ? (float)c->weight_decay : 0.0f;
         if (o->kind == OPT_ADAMW)
-            op->adamw_update(p + off, o->state[0] + off, o->state[1] + off, g + off, ti->numel, lr,
+            op->adamw_update(p + a, o->state[0] + s, o->state[1] + s, g + a, n, lr,
                              (float)c->beta1, (float)c->beta2, (float)c->eps, wd, grad_scale, t,
                              o->be->stream);
         else
-            op->sgd_update(p + off, o->state[0] + off, g + off, ti->numel, lr, (float)c->momentum,
-                           wd, grad_scale, o->be->stream);
+            op->sgd_update(p + a, o->state[0] + s, g + a, n, lr, (float)c->momentum, wd, grad_scale,
+                           o->be->stream);
     }
 }
 
 int kiln_optim_num_states(const kiln_optim *o) { return o->n_states; }
 const char *kiln_optim_state_name(const kiln_optim *o, int i) { return o->state_names[i]; }
 float *kiln_optim_state(kiln_optim *o, int i) { return o->state[i]; }
+
+void kiln_optim_range(const kiln_optim *o, size_t *lo, size_t *hi)
+{
+    *lo = o->lo;
+    *hi = o->hi;
+}

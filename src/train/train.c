@@ -85,9 +85,18 @@ static kiln_status build_model(train_run *r)
     int n_out = kiln_dataset_num_classes(r->train_ds);
     KILN_CHECK(kiln_model_create(&c->model, in_dim, n_out, r->micro_batch, r->be,
                                  (uint64_t)c->train.seed, &r->model));
-    KILN_CHECK(kiln_optim_create(&c->optim, r->model, r->be, &r->optim));
     size_t bucket_bytes = (size_t)(c->parallel.bucket_mb * 1048576.0);
-    KILN_CHECK(kiln_dp_create(r->comm, r->model, r->be, bucket_bytes, c->parallel.overlap, &r->dp));
+    KILN_CHECK(kiln_dp_create(r->comm, r->model, r->be, bucket_bytes, c->parallel.overlap,
+                              c->parallel.zero, &r->dp));
+    size_t lo, hi;
+    kiln_dp_shard(r->dp, &lo, &hi);
+    KILN_CHECK(kiln_optim_create(&c->optim, r->model, r->be, lo, hi, &r->optim));
+    size_t pb, gb, ob;
+    kiln_dp_bytes(r->dp, kiln_optim_num_states(r->optim), &pb, &gb, &ob);
+    kiln_log(r->rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
+             "memory: rank %d holds params %zu B, grads %zu B, optimizer state %zu B (ZeRO-%d, "
+             "shard [%zu, %zu) of %zu)",
+             r->rank, pb, gb, ob, c->parallel.zero, lo, hi, kiln_model_num_params(r->model));
     kiln_info("model %s: %zu parameters in %d tensors, %d blocks; batch %d = %d ranks x %d x %d "
               "micro-batches; %d all-reduce buckets",
               c->model.kind, kiln_model_num_params(r->model), kiln_model_num_tensors(r->model),
@@ -210,11 +219,12 @@ static kiln_status train_step(train_run *r, step_result *out)
     r->samples_seen += (int64_t)sums[1];
     if (is_lm) r->tokens_seen += (int64_t)sums[2];
     out->units = (int64_t)(is_lm ? sums[2] : sums[1]);
-    out->grad_norm = kiln_grad_global_norm(be, kiln_model_grads(r->model), n);
+    KILN_CHECK(kiln_dp_grad_norm(r->dp, &out->grad_norm));
     if (!isfinite(out->grad_norm)) return nonfinite_error(r, "gradient norm", out->grad_norm);
     out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
     float clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
     kiln_optim_step(r->optim, r->model, (float)out->lr, clip, (int)r->step + 1);
+    KILN_CHECK(kiln_dp_after_update(r->dp));
     r->step++;
     return KILN_OK;
 }

@@ -67,6 +67,8 @@ static const kiln_cfg_key train_keys[] = {
       "pipeline stages; the other factor of the world size is data parallel"),
     K("parallel.bucket_mb", KILN_CFG_FLOAT, parallel.bucket_mb, "25", NULL,
       "data parallel: gradient all-reduce bucket size in MiB"),
+    K("parallel.zero", KILN_CFG_INT, parallel.zero, "0", NULL,
+      "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks"),
     K("parallel.overlap", KILN_CFG_BOOL, parallel.overlap, "true", NULL,
       "data parallel: all-reduce each bucket as soon as backward finishes it"),
 };

@@ -53,8 +53,12 @@ preempt() { # name config steps overrides... (reuses $name-straight from run_pai
   "$KILN_BIN" train "$config" "${common[@]}" --set train.out_dir="$WORK/$name-usr1" \
     >/dev/null 2>"$WORK/$name-usr1.log" &
   local pid=$! rc=0
-  while kill -0 "$pid" 2>/dev/null && [ "$(tail -n 1 "$WORK/$name-usr1/metrics.jsonl" 2>/dev/null |
-    sed 's/.*"step":\([0-9]*\).*/\1/')" != 30 ]; do sleep 0.005; done
+  local at
+  while kill -0 "$pid" 2>/dev/null; do
+    at=$(tail -n 1 "$WORK/$name-usr1/metrics.jsonl" 2>/dev/null | sed -n 's/.*"step":\([0-9]*\).*/\1/p' || true)
+    [ "${at:-0}" -ge 30 ] && break
+    sleep 0.005
+  done
   kill -USR1 "$pid" 2>/dev/null
   wait "$pid" || rc=$?
   [ "$rc" -eq 75 ] && pass "$name: SIGUSR1 -> checkpoint and exit 75 ($(grep -m1 -o 'checkpointed step [0-9]*' "$WORK/$name-usr1.log"))" ||

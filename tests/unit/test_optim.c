@@ -82,7 +82,7 @@ static void test_decay_targets(void)
     oc.eps = 1e-8;
     oc.weight_decay = 0.5;
     kiln_optim *o;
-    CHECK_OK(kiln_optim_create(&oc, m, be, &o));
+    CHECK_OK(kiln_optim_create(&oc, m, be, 0, n, &o));
     kiln_optim_step(o, m, 0.1f, 1.0f, 1);
     for (int t = 0; t < kiln_model_num_tensors(m); t++) {
         const kiln_tensor_info *ti = kiln_model_tensor(m, t);
