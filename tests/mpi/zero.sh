@@ -35,6 +35,16 @@ PY
   then pass "ZeRO-1 memory on $n ranks matches the formula"; else fail "ZeRO-1 memory on $n ranks"; fi
 done
 
+# the GPT (tied embedding, many small tensors cut by shard boundaries) on 2 ranks
+gpt=(--set data.path="$(fortunes_h5)" --set model.n_layer=2 --set model.n_embd=64 --set model.n_head=2
+  --set model.block_size=64 --set train.batch_size=8 --set train.eval_batches=2 --set train.steps=20
+  --set train.log_every=1 --set train.eval_every=10 --set train.ckpt_every=0 --set train.threads=1)
+"$KILN_BIN" train "$KILN_SRC/configs/gpt-fortunes.yaml" "${gpt[@]}" --set train.out_dir="$WORK/gpt1" >/dev/null 2>&1
+mpiexec -n 2 "$KILN_BIN" train "$KILN_SRC/configs/gpt-fortunes.yaml" "${gpt[@]}" --set parallel.zero=1 \
+  --set train.out_dir="$WORK/gpt-z2" >/dev/null 2>&1 || fail "GPT ZeRO-1 on 2 ranks failed"
+out=$("$PY" "$compare" "$WORK/gpt1" "$WORK/gpt-z2" 20 1e-5 2>&1) &&
+  pass "GPT ZeRO-1 on 2 ranks matches 1 process: $out" || fail "GPT ZeRO-1 on 2 ranks: $out"
+
 # resume the 4-rank ZeRO-1 run from its step-10 checkpoint on 2 ranks (ZeRO-0) and on 1 rank
 for target in "2 0" "1 0"; do
   set -- $target
