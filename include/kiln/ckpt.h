@@ -64,7 +64,8 @@ kiln_status kiln_ckpt_inspect(const char *path, int show_config);
 
 /* Tests only: make the next kiln_ckpt_save stop after writing about half its datasets and
  * return KILN_ERR_INTERRUPTED, as if the process had been killed mid-write. Also enabled by
- * environment variable KILN_FAULT_CKPT_HALF=1 (then it calls _exit(99) instead). */
+ * environment variable KILN_FAULT_CKPT_HALF=1, or KILN_FAULT_CKPT_STEP=N for the save of step
+ * N only: then the write stops half-way and calls _exit(99), as a kill during it would. */
 void kiln_ckpt_fault_half_write(int enable);
 
 #endif

@@ -7,6 +7,7 @@
 #include "kiln/fs.h"
 #include "kiln/h5util.h"
 #include "kiln/log.h"
+#include "kiln/runtime.h"
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -27,12 +28,13 @@ static int fault_half_next;
 
 void kiln_ckpt_fault_half_write(int enable) { fault_half_next = enable; }
 
-static fault_mode take_fault(void)
+/* KILN_FAULT_CKPT_HALF=1 kills the next save half-way; KILN_FAULT_CKPT_STEP=N only the save of
+ * step N (so a run can first write a good checkpoint). */
+static fault_mode take_fault(int64_t step)
 {
-    const char *env = getenv("KILN_FAULT_CKPT_HALF");
-    fault_mode m = env && !strcmp(env, "1") ? FAULT_EXIT
-                   : fault_half_next          ? FAULT_RETURN
-                                              : FAULT_NONE;
+    const char *half = getenv("KILN_FAULT_CKPT_HALF"), *at = getenv("KILN_FAULT_CKPT_STEP");
+    int kill_now = (half && !strcmp(half, "1")) || (at && strtoll(at, NULL, 10) == step);
+    fault_mode m = kill_now ? FAULT_EXIT : fault_half_next ? FAULT_RETURN : FAULT_NONE;
     fault_half_next = 0;
     return m;
 }
@@ -354,7 +356,8 @@ kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
     KILN_CHECK(kiln_path_format(latest, sizeof latest, "%s/latest", dir));
     KILN_CHECK(kiln_mkdir_p(dir));
 
-    kiln_status st = write_file(tmp, meta, tensors, n_tensors, take_fault());
+    double t0 = kiln_time_s();
+    kiln_status st = write_file(tmp, meta, tensors, n_tensors, take_fault(meta->step));
     if (st != KILN_OK) {
         if (st != KILN_ERR_INTERRUPTED) unlink(tmp); /* an injected crash leaves its tmp behind */
         kiln_error_trace(__FILE__, __LINE__, "write_file(tmp, meta, tensors, n_tensors, fault)");
@@ -363,6 +366,10 @@ kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
     KILN_CHECK(publish(tmp, path));
     snprintf(line, sizeof line, "%s\n", name);
     KILN_CHECK(kiln_write_file_atomic(latest, line, strlen(line)));
+    double seconds = kiln_time_s() - t0;
+    struct stat sb; /* bench/ckpt_bench.sh compares this rate with dd's */
+    kiln_info("checkpoint %s: %lld bytes durable in %.3f s", path,
+              stat(path, &sb) == 0 ? (long long)sb.st_size : -1LL, seconds);
     /* The checkpoint is durable and current now; failing to tidy up must not fail the save. */
     if (prune(dir, meta->step, keep) != KILN_OK) {
         kiln_warn("checkpoint '%s' saved, but removing old ones failed: %s", path,
