@@ -3,6 +3,8 @@
 set -euo pipefail
 : "${KILN_BIN:?run through ctest}" "${KILN_SRC:?}" "${KILN_TEST_TMP:?}"
 PY=${KILN_PYTHON:-/usr/bin/python3}
+# mpiexec as root (CI runs as root) and with more ranks than the machine's cores
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mkdir -p "$KILN_TEST_TMP"
 WORK=$(mktemp -d "$KILN_TEST_TMP/$(basename "$0" .sh).XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

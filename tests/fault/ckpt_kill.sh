@@ -3,7 +3,6 @@
 # 20 stops after half its datasets and the writer exits) ends, leaves the step-10 checkpoint and
 # `latest` valid, and --resume auto finishes bit-identically to an uninterrupted 2-rank run.
 source "$(dirname "$0")/../e2e/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 common=(--set data.path="$(fmnist_h5)" --set train.steps=30 --set train.ckpt_every=10
   --set train.log_every=1 --set train.threads=1 --set train.keep=5 --set parallel.zero=1)

@@ -3,7 +3,6 @@
 # non-zero, naming the lost rank; --resume auto then finishes with the same final parameters as
 # an uninterrupted run on the same ranks.
 source "$(dirname "$0")/../e2e/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 common=(--set data.path="$(fmnist_h5)" --set train.steps=300 --set train.ckpt_every=100
   --set train.log_every=1 --set train.eval_every=100 --set train.threads=1 --set train.keep=5)

@@ -3,7 +3,6 @@
 # ranks (same global batch) give the loss curve and final parameters of one process within
 # 1e-5 relative (fp32 sums are ordered differently across ranks).
 source "$(dirname "$0")/../e2e/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 compare="$(dirname "$0")/../fault/compare_runs.py"
 
 check_model() { # name config overrides...

@@ -2,7 +2,6 @@
 # hwloc placement: `kiln topo` plans disjoint core shares, and two ranks of a real run bind
 # themselves to them (read back from the OS) with one thread per core of their share.
 source "$(dirname "$0")/../e2e/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cores=$(hwloc-calc --number-of core machine:0 2>/dev/null || nproc)
 
 "$KILN_BIN" topo --ranks-per-node 2 > "$WORK/topo.txt"

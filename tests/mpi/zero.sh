@@ -3,7 +3,6 @@
 # match one process within 1e-5; each rank holds its share of the optimizer state as the formula
 # says; a ZeRO-1 checkpoint from 4 ranks resumes on 2 ranks with ZeRO-0 and on 1 rank.
 source "$(dirname "$0")/../e2e/lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 compare="$(dirname "$0")/../fault/compare_runs.py"
 cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 common=(--set data.path="$(fmnist_h5)" --set train.steps=20 --set train.log_every=1
