@@ -105,7 +105,7 @@ kiln_status train_save_checkpoint(train_run *r)
     if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0)
         KILN_CHECK_GOTO(st, kiln_ckpt_save(r->ckpt_dir, meta, cn.tensors, cn.n, r->cfg.train.keep), done);
     KILN_CHECK_GOTO(st, kiln_comm_barrier(r->comm), done);
-    kiln_info("checkpoint: step %ld -> %s", r->step, r->ckpt_dir);
+    kiln_debug("checkpoint: step %ld -> %s (all ranks)", r->step, r->ckpt_dir);
 done:
     free_names(&cn);
     free(meta);
