@@ -13,7 +13,7 @@ void kiln_cpu_adamw_update(float *params, float *m, float *v, const float *grads
      * element instead of three divides (divides, not memory, bound this loop) */
     float inv_bc1 = (float)(1.0 / (1.0 - pow(beta1, t)));
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, t)));
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
@@ -29,7 +29,7 @@ void kiln_cpu_sgd_update(float *params, float *momentum_buf, const float *grads,
                          float lr, float momentum, float weight_decay, float grad_scale,
                          void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float buf = momentum * momentum_buf[i] + grads[i] * grad_scale + weight_decay * params[i];
         momentum_buf[i] = buf;
@@ -44,7 +44,7 @@ double kiln_cpu_sum_squares(const float *x, size_t n, void *stream)
     enum { BLOCK = 1 << 15 };
     size_t nblocks = (n + BLOCK - 1) / BLOCK;
     double total = 0.0;
-#pragma omp parallel for ordered schedule(static, 1) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for ordered schedule(static, 1) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t blk = 0; blk < nblocks; blk++) {
         size_t lo = blk * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
         double s = 0.0;

@@ -23,7 +23,7 @@ static inline void gelu_terms(float x, float *half_one_plus_tanh, float *sech2)
 
 void kiln_cpu_gelu_forward(float *out, const float *inp, size_t n, void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float half, sech2;
         gelu_terms(inp[i], &half, &sech2);
@@ -34,7 +34,7 @@ void kiln_cpu_gelu_forward(float *out, const float *inp, size_t n, void *stream)
 void kiln_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n,
                             void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], half, sech2;
         gelu_terms(x, &half, &sech2);
@@ -46,7 +46,7 @@ void kiln_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, si
 void kiln_cpu_residual_forward(float *out, const float *a, const float *b, size_t n,
                                void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
@@ -54,7 +54,7 @@ void kiln_cpu_residual_forward(float *out, const float *a, const float *b, size_
 /* da and db may be the same buffer (x + x): both adds then land, as they should. */
 void kiln_cpu_residual_backward(float *da, float *db, const float *dout, size_t n, void *stream)
 {
-#pragma omp parallel for schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
@@ -77,7 +77,7 @@ void kiln_cpu_dropout_forward(float *out, const float *inp, float p, uint64_t se
         return;
     }
     float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = dropout_keeps(p, seed, stream_id, i) ? inp[i] * keep_scale : 0.0f;
 }
@@ -90,7 +90,7 @@ void kiln_cpu_dropout_backward(float *dinp, const float *dout, float p, uint64_t
         return;
     }
     float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         if (dropout_keeps(p, seed, stream_id, i))
             dinp[i] += dout[i] * keep_scale;
@@ -98,7 +98,7 @@ void kiln_cpu_dropout_backward(float *dinp, const float *dout, float p, uint64_t
 
 void kiln_cpu_scale(float *x, float s, size_t n, void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         x[i] *= s;
 }
@@ -107,7 +107,7 @@ void kiln_cpu_zero(float *x, size_t n, void *stream) { memset(x, 0, n * sizeof(f
 
 void kiln_cpu_axpy(float *y, const float *x, float a, size_t n, void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (n >= KILN_CPU_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
         y[i] += a * x[i];
 }
