@@ -32,13 +32,13 @@ ckpt_gap=${BENCH_CKPT_GAP:-5}
 mlp_warmup=50 gpt_warmup=2
 mlp_batch=128 gpt_batch=16 # global batches of the issue
 
-say() { echo "[scaling_bench] $*" >&2; }
-die() { say "error: $*"; exit 1; }
+bench_name=scaling_bench
+source bench/lib.sh
 
 for f in data/fashion-mnist.h5 data/fortunes.h5; do
     [ -f "$f" ] || die "$f is missing: import it as the header of configs/*.yaml shows"
 done
-"$py" -c 'import torch, h5py' 2>/dev/null || die "$py lacks torch or h5py (apt-get install python3-torch python3-h5py)"
+require_torch
 command -v mpiexec >/dev/null || die "mpiexec not found (apt-get install openmpi-bin)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores: one per rank"
 [ "$mlp_steps" -gt "$mlp_warmup" ] && [ "$gpt_steps" -gt "$gpt_warmup" ] ||
@@ -55,13 +55,7 @@ fi
 tmp=$(cd "$tmp" && pwd)
 trap 'rm -rf "$tmp"' EXIT
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    say "configuring $build"
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=OFF >"$tmp/build.log" 2>&1 ||
-        { cat "$tmp/build.log"; die "cmake configure failed"; }
-fi
-say "building kiln in $build"
-cmake --build "$build" -j2 --target kiln >>"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log"; die "build failed"; }
+bench_build kiln
 
 # kiln_run NAME RANKS MODEL [--set k=v ...]: one training run, 1 thread per rank, no periodic
 # eval or checkpoint, a metrics line (with comm_wait_s) every step. Keeps the log and metrics.

@@ -21,27 +21,20 @@ run_s=${BENCH_SECONDS:-25}
 mlp_batch=128 mlp_in=784 mlp_hidden=512,512 mlp_out=10
 gpt_batch=16 gpt_l=4 gpt_h=4 gpt_c=256 gpt_t=128 gpt_v=256
 
-say() { echo "[train_bench] $*" >&2; }
-die() { say "error: $*"; exit 1; }
+bench_name=train_bench
+source bench/lib.sh
 
 for f in data/fashion-mnist.h5 data/fortunes.h5; do
     [ -f "$f" ] || die "$f is missing: import it as the header of configs/*.yaml shows"
 done
-"$py" -c 'import torch, h5py' 2>/dev/null || die "$py lacks torch or h5py (apt-get install python3-torch python3-h5py)"
+require_torch
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c "$cpus")
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    say "configuring $build"
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=OFF >"$tmp/build.log" 2>&1 ||
-        { cat "$tmp/build.log"; die "cmake configure failed"; }
-fi
-say "building kiln and kiln_bench_gemm in $build"
-cmake --build "$build" -j2 --target kiln kiln_bench_gemm >>"$tmp/build.log" 2>&1 ||
-    { tail -40 "$tmp/build.log"; die "build failed"; }
+bench_build kiln kiln_bench_gemm
 
 # Unbound and bound: on some VMs unbound OpenMP threads get packed onto one vCPU and the
 # OpenMP build of OpenBLAS drops to a fraction of its rate; the limit is the better of the two.
