@@ -6,9 +6,15 @@
  * write, input gradients included, so residual branches and tied weights need no extra adds;
  * callers zero gradient buffers once per step.
  *
- * The CPU backend (src/device/cpu*.c) implements every op; the CUDA backend (kernels/) will
- * implement the same table. Dispatch goes through kiln_backend so a missing op is an error
- * ("no method X for backend Y"), never a crash. */
+ * The CPU backend (src/device/cpu*.c) implements every op; the CUDA backend (kernels/ .cu files,
+ * host side src/device/cuda*.c) implements the same table with the same signatures. Dispatch
+ * goes through kiln_backend so a missing op is an error ("no method X for backend Y"), never a
+ * crash.
+ *
+ * On a GPU every pointer an op takes is device memory, ops only enqueue work on the stream and
+ * return nothing; a failed launch is recorded and reported by the next synchronize. Buffers
+ * are always float: precision bf16 (CUDA only, docs/cuda.md) changes how the GEMMs compute
+ * (bf16 operands on tensor cores, fp32 accumulation and output), not what the table holds. */
 #ifndef KILN_BACKEND_H
 #define KILN_BACKEND_H
 #include <stddef.h>
@@ -96,22 +102,35 @@ typedef struct kiln_ops {
 } kiln_ops;
 
 typedef enum { KILN_DEVICE_CPU = 0, KILN_DEVICE_CUDA } kiln_device_kind;
+/* What the matrix products compute in (train.precision). */
+typedef enum { KILN_PRECISION_FP32 = 0, KILN_PRECISION_BF16 } kiln_precision;
 
 typedef struct kiln_backend {
     const char *name;            /* "cpu", "cuda" */
     kiln_device_kind kind;
+    kiln_precision precision;
     kiln_ops ops;
     void *stream;                /* default stream; NULL on the CPU */
-    /* Memory on this device. */
+    /* Memory on this device, zero-filled (fresh gradient and optimizer buffers need no clear). */
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
+    /* Copies between host and device memory (device to device too). Both are complete on
+     * return as far as the host buffer is concerned: the host may reuse or read it. */
     void (*copy_to_device)(void *dst, const void *src, size_t bytes, void *stream);
     void (*copy_to_host)(void *dst, const void *src, size_t bytes, void *stream);
-    void (*synchronize)(void *stream);
+    /* Waits for the stream and returns the first failure of any op, copy or launch since the
+     * last call (with its message recorded), then clears it. Always KILN_OK on the CPU. */
+    kiln_status (*synchronize)(void *stream);
 } kiln_backend;
 
-/* Backend by name ("cpu", "cuda"); a clear error if it was not built or no device exists. */
+/* Backend by name ("cpu", "cuda"), fp32; a clear error if it was not built or no device
+ * exists. The CUDA backend runs on the device kiln_backend_select chose, else device 0. */
 kiln_status kiln_backend_get(const char *name, const kiln_backend **out);
+/* Backend by name and precision ("fp32", "bf16"), on GPU index gpu of this node (the one
+ * hwloc placed the rank next to; -1: the local rank's turn among the visible devices).
+ * bf16 on the CPU backend is a KILN_ERR_CONFIG naming train.precision and backend.name. */
+kiln_status kiln_backend_select(const char *name, const char *precision, int gpu,
+                                const kiln_backend **out);
 const kiln_backend *kiln_backend_cpu(void);
 /* Fails with "no method <op> for backend <name>" when an op is missing from the table. */
 kiln_status kiln_backend_validate(const kiln_backend *be);

@@ -1,5 +1,8 @@
 /* Models: an MLP classifier and a GPT-2-style decoder, over flat buffers.
  *
+ * Every buffer lives where the backend computes (device memory on a GPU); batches come from
+ * the host and are copied over by forward.
+ *
  * A model owns one contiguous buffer for its parameters and one for their gradients; layers
  * hold views (offsets) into them. Tensors are listed in order with their names and shapes
  * (what checkpoints store) and grouped into blocks (MLP: one per linear layer; GPT:
@@ -70,7 +73,15 @@ kiln_status kiln_model_backward(kiln_model *m, float loss_scale);
 typedef void (*kiln_block_done_fn)(void *ctx, int block);
 void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx);
 
-/* Class probabilities (MLP: (B, n_out)) of the last forward, for inference. */
+/* Class probabilities (MLP: (B, n_out)) of the last forward, for inference; in the backend's
+ * memory (device memory on a GPU). */
 const float *kiln_model_probs(const kiln_model *m);
+
+/* The parameters as host memory: the flat buffer itself on the CPU backend; on a GPU a host
+ * mirror, brought up to date by kiln_model_params_to_host and copied back by
+ * kiln_model_params_to_device (both no-ops on the CPU). Checkpoints go through these. */
+float *kiln_model_host_params(kiln_model *m);
+kiln_status kiln_model_params_to_host(kiln_model *m);
+kiln_status kiln_model_params_to_device(kiln_model *m);
 
 #endif

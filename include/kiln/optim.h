@@ -35,6 +35,11 @@ void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, i
 int kiln_optim_num_states(const kiln_optim *o);
 const char *kiln_optim_state_name(const kiln_optim *o, int i);
 float *kiln_optim_state(kiln_optim *o, int i);
+/* The states as host memory (the buffers themselves on the CPU; mirrors on a GPU, refreshed by
+ * kiln_optim_states_to_host and copied back by kiln_optim_states_to_device). */
+float *kiln_optim_host_state(kiln_optim *o, int i);
+kiln_status kiln_optim_states_to_host(kiln_optim *o);
+kiln_status kiln_optim_states_to_device(kiln_optim *o);
 void kiln_optim_range(const kiln_optim *o, size_t *lo, size_t *hi);
 
 /* Learning rate for 0-based step of total_steps. */

@@ -31,6 +31,7 @@ typedef struct kiln_train_config {
         int threads;                /* OpenMP/BLAS threads; 0 = all cores of this rank */
         kiln_cfg_str out_dir;       /* metrics.jsonl, ckpt/, summary.json */
         double progress_interval;   /* seconds between progress lines when not on a terminal */
+        kiln_cfg_str precision;     /* "fp32" | "bf16" (GEMMs on bf16 tensor cores; cuda only) */
     } train;
     struct {
         kiln_cfg_str name;          /* "cpu" | "cuda" */

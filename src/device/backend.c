@@ -3,6 +3,9 @@
 #include <stddef.h>
 #include <string.h>
 #include "kiln/backend.h"
+#ifdef KILN_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
 
 typedef void (*any_fn)(void);
 
@@ -43,23 +46,49 @@ kiln_status kiln_backend_validate(const kiln_backend *be)
     return KILN_OK;
 }
 
-kiln_status kiln_backend_get(const char *name, const kiln_backend **out)
+static kiln_status parse_precision(const char *precision, kiln_precision *out)
 {
-    if (name == NULL || out == NULL)
-        return KILN_ERROR(KILN_ERR_ARG, "kiln_backend_get: name and out must not be NULL");
+    if (!strcmp(precision, "fp32")) *out = KILN_PRECISION_FP32;
+    else if (!strcmp(precision, "bf16")) *out = KILN_PRECISION_BF16;
+    else
+        return KILN_ERROR(KILN_ERR_CONFIG, "train.precision must be fp32 or bf16, found '%s'",
+                          precision);
+    return KILN_OK;
+}
+
+kiln_status kiln_backend_select(const char *name, const char *precision, int gpu,
+                                const kiln_backend **out)
+{
+    if (name == NULL || precision == NULL || out == NULL)
+        return KILN_ERROR(KILN_ERR_ARG, "kiln_backend_select: arguments must not be NULL");
+    kiln_precision prec = KILN_PRECISION_FP32;
+    KILN_CHECK(parse_precision(precision, &prec));
     if (strcmp(name, "cpu") == 0) {
+        if (prec != KILN_PRECISION_FP32)
+            return KILN_ERROR(KILN_ERR_CONFIG,
+                              "train.precision=%s needs backend.name=cuda: the CPU backend "
+                              "computes in fp32 only (set train.precision=fp32)", precision);
         KILN_CHECK(kiln_backend_validate(kiln_backend_cpu()));
         *out = kiln_backend_cpu();
         return KILN_OK;
     }
-    if (strcmp(name, "cuda") == 0)
+    if (strcmp(name, "cuda") == 0) {
 #ifdef KILN_HAVE_CUDA
-        return KILN_ERROR(KILN_ERR_UNSUPPORTED, "backend \"cuda\": the CUDA backend is not "
-                          "implemented yet in this build of kiln; use backend \"cpu\"");
+        KILN_CHECK(kiln_cuda_backend(prec, gpu, out));
+        KILN_CHECK(kiln_backend_validate(*out));
+        return KILN_OK;
 #else
         return KILN_ERROR(KILN_ERR_UNSUPPORTED, "backend \"cuda\": this build of kiln has no "
                           "CUDA backend (configured without CUDA; rebuild with -DKILN_CUDA=ON "
                           "where nvcc is installed); use backend \"cpu\"");
 #endif
+    }
     return KILN_ERROR(KILN_ERR_ARG, "unknown backend \"%s\": expected \"cpu\" or \"cuda\"", name);
+}
+
+kiln_status kiln_backend_get(const char *name, const kiln_backend **out)
+{
+    if (name == NULL || out == NULL)
+        return KILN_ERROR(KILN_ERR_ARG, "kiln_backend_get: name and out must not be NULL");
+    return kiln_backend_select(name, "fp32", -1, out);
 }

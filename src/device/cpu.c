@@ -26,11 +26,12 @@ static void cpu_copy(void *dst, const void *src, size_t bytes, void *stream)
         memcpy(dst, src, bytes);
 }
 
-static void cpu_synchronize(void *stream) {}
+static kiln_status cpu_synchronize(void *stream) { return KILN_OK; }
 
 static const kiln_backend cpu_backend = {
     .name = "cpu",
     .kind = KILN_DEVICE_CPU,
+    .precision = KILN_PRECISION_FP32,
     .stream = NULL,
     .alloc = cpu_alloc,
     .free = cpu_free,

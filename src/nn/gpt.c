@@ -155,8 +155,7 @@ static kiln_status gpt_forward(kiln_model *m, const kiln_batch *b, int training,
     op->linear_forward(s->logits, s->lnf, P(s->wte), NULL, BT, C, s->V, st);
     op->softmax_xent_forward(s->losses, s->probs, s->logits, b->targets, BT, s->V, st);
     m->probs = s->probs;
-    kiln_xent_summary(s->losses, s->probs, b->targets, BT, s->V, loss, n_correct, n_targets);
-    return KILN_OK;
+    return kiln_model_xent_summary(m, s->losses, s->probs, BT, s->V, loss, n_correct, n_targets);
 }
 
 static kiln_status gpt_backward(kiln_model *m, float target_scale)
@@ -254,7 +253,7 @@ static void gpt_init_params(kiln_model *m, gpt_state *s, uint64_t seed)
     float proj_std = std / sqrtf(2.0f * (float)s->L); /* GPT-2: scale residual projections */
     for (int i = 0; i < m->n_tensors; i++) {
         const kiln_tensor_info *t = &m->tensors[i];
-        float *p = P(t->offset);
+        float *p = kiln_model_host_params(m) + t->offset;
         const char *dot = strrchr(t->name, '.');
         int is_norm_weight = strstr(t->name, "ln") && dot && !strcmp(dot, ".weight");
         if (is_norm_weight) {
@@ -324,6 +323,7 @@ kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed)
     gpt_layout(m, s);
     KILN_CHECK(kiln_model_alloc_buffers(m));
     gpt_init_params(m, s, seed);
+    KILN_CHECK(kiln_model_params_to_device(m));
     KILN_CHECK(gpt_alloc_acts(m, s));
     return KILN_OK;
 }

@@ -27,7 +27,7 @@ static void mlp_init_params(kiln_model *m, mlp_state *s, uint64_t seed)
     for (int i = 0; i < s->n_layers; i++) {
         /* N(0, 1/fan_in): keeps pre-activations at unit scale through GELU layers */
         float std = 1.0f / sqrtf((float)s->width[i]);
-        kiln_rng_fill_normal(kiln_model_param(m, s->w_off[i]),
+        kiln_rng_fill_normal(kiln_model_host_params(m) + s->w_off[i],
                              (size_t)s->width[i] * (size_t)s->width[i + 1], 0.0f, std, seed,
                              (uint64_t)i, 0);
     }
@@ -54,8 +54,8 @@ static kiln_status mlp_forward(kiln_model *m, const kiln_batch *b, int training,
     }
     op->softmax_xent_forward(s->losses, s->probs, s->pre[s->n_layers - 1], b->y, b->B, m->n_out, st);
     m->probs = s->probs;
-    kiln_xent_summary(s->losses, s->probs, b->y, b->B, m->n_out, loss, n_correct, n_targets);
-    return KILN_OK;
+    return kiln_model_xent_summary(m, s->losses, s->probs, b->B, m->n_out, loss, n_correct,
+                                   n_targets);
 }
 
 static kiln_status mlp_backward(kiln_model *m, float target_scale)
@@ -157,6 +157,7 @@ kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed)
     mlp_layout(m, s);
     KILN_CHECK(kiln_model_alloc_buffers(m));
     mlp_init_params(m, s, seed);
+    KILN_CHECK(kiln_model_params_to_device(m));
     size_t B = (size_t)m->max_batch;
     for (int i = 0; i < s->n_layers; i++) {
         KILN_CHECK(kiln_model_alloc_acts(m, &s->pre[i], B * s->width[i + 1], "mlp pre"));

@@ -39,7 +39,7 @@ kiln_status kiln_model_alloc_buffers(kiln_model *m)
     if (!m->params || !m->grads)
         return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate %zu parameters on %s", m->n_params,
                           m->be->name);
-    return KILN_OK;
+    return kiln_model_alloc_staging(m);
 }
 
 float *kiln_model_param(kiln_model *m, size_t offset) { return m->params + offset; }
@@ -92,6 +92,7 @@ void kiln_model_free(kiln_model *m)
     if (m->vt && m->vt->free_impl) m->vt->free_impl(m);
     if (m->params) m->be->free(m->params);
     if (m->grads) m->be->free(m->grads);
+    kiln_model_free_staging(m);
     free(m);
 }
 
@@ -112,11 +113,14 @@ kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training,
     if (b->B > m->max_batch)
         return KILN_ERROR(KILN_ERR_ARG, "batch of %d rows exceeds the model's max_batch %d", b->B,
                           m->max_batch);
-    m->batch = b;
+    const kiln_batch *run;
+    KILN_CHECK(kiln_model_stage_batch(m, b, &run));
+    m->batch = run;
+    m->host_batch = b;
     m->training = training;
     m->step = step;
     int64_t scored = 0;
-    KILN_CHECK(m->vt->forward(m, b, training, step, loss, n_correct, &scored));
+    KILN_CHECK(m->vt->forward(m, run, training, step, loss, n_correct, &scored));
     m->n_targets = scored;
     if (n_targets) *n_targets = scored;
     return KILN_OK;
@@ -140,11 +144,13 @@ void kiln_xent_summary(const float *losses, const float *probs, const int32_t *t
     int64_t hits = 0, count = 0;
     for (int i = 0; i < N; i++) {
         if (targets[i] < 0) continue;
-        const float *p = probs + (size_t)i * V;
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (p[j] > p[best]) best = j;
-        hits += best == targets[i];
+        if (n_correct) {
+            const float *p = probs + (size_t)i * V;
+            int best = 0;
+            for (int j = 1; j < V; j++)
+                if (p[j] > p[best]) best = j;
+            hits += best == targets[i];
+        }
         sum += losses[i];
         count++;
     }

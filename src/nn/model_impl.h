@@ -37,6 +37,11 @@ struct kiln_model {
     kiln_block_done_fn block_hook;
     void *block_hook_ctx;
     void *impl;                            /* architecture-specific state */
+    /* device backends only (model_device.c); NULL on the CPU, where the buffers are host memory */
+    float *host_params;                    /* (n_params) host mirror: init and checkpoints */
+    kiln_batch dev_batch;                  /* the last batch, copied to the device */
+    const kiln_batch *host_batch;          /* the caller's batch of the last forward */
+    float *host_losses, *host_probs;       /* loss and probabilities read back for summaries */
 };
 
 /* Layout building: open a block, then add its tensors in order. */
@@ -57,8 +62,20 @@ kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed);
 kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed);
 
 /* Mean loss, top-1 hits and scored-target count from a softmax+cross-entropy forward
- * (targets < 0 are not scored). Host buffers. */
+ * (targets < 0 are not scored). Host buffers; probs is read only when n_correct is wanted. */
 void kiln_xent_summary(const float *losses, const float *probs, const int32_t *targets, int N,
                        int V, float *loss, int64_t *n_correct, int64_t *n_targets);
+
+/* model_device.c: the device side of a model (nothing is copied on the CPU backend). */
+/* Host mirrors and staging for a device backend, after the flat buffers exist. */
+kiln_status kiln_model_alloc_staging(kiln_model *m);
+void kiln_model_free_staging(kiln_model *m);
+/* The batch as the backend's ops read it: b itself on the CPU, else its copy on the device. */
+kiln_status kiln_model_stage_batch(kiln_model *m, const kiln_batch *b, const kiln_batch **out);
+/* kiln_xent_summary of the last forward's losses and probs (backend buffers, N rows of V)
+ * against the targets of the caller's batch. */
+kiln_status kiln_model_xent_summary(kiln_model *m, const float *losses, const float *probs,
+                                    int N, int V, float *loss, int64_t *n_correct,
+                                    int64_t *n_targets);
 
 #endif

@@ -13,6 +13,7 @@ struct kiln_optim {
     int n_states;
     const char *state_names[2];
     float *state[2];
+    float *host_state[2];        /* device backends: host mirrors for checkpoints */
     size_t lo, hi;               /* the parameter range the state covers */
 };
 
@@ -45,7 +46,8 @@ kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
     for (int i = 0; i < o->n_states; i++) {
         /* at least one element so an empty shard still has valid buffers */
         o->state[i] = be->alloc((hi - lo + 1) * sizeof(float));
-        if (!o->state[i]) {
+        if (be->kind != KILN_DEVICE_CPU) o->host_state[i] = malloc((hi - lo + 1) * sizeof(float));
+        if (!o->state[i] || (be->kind != KILN_DEVICE_CPU && !o->host_state[i])) {
             size_t n = hi - lo;
             kiln_optim_free(o);
             return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate optimizer state (%zu floats)", n);
@@ -58,8 +60,10 @@ kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
 void kiln_optim_free(kiln_optim *o)
 {
     if (!o) return;
-    for (int i = 0; i < o->n_states; i++)
+    for (int i = 0; i < o->n_states; i++) {
         if (o->state[i]) o->be->free(o->state[i]);
+        free(o->host_state[i]);
+    }
     free(o);
 }
 
@@ -89,6 +93,25 @@ void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, i
 int kiln_optim_num_states(const kiln_optim *o) { return o->n_states; }
 const char *kiln_optim_state_name(const kiln_optim *o, int i) { return o->state_names[i]; }
 float *kiln_optim_state(kiln_optim *o, int i) { return o->state[i]; }
+float *kiln_optim_host_state(kiln_optim *o, int i)
+{
+    return o->host_state[i] ? o->host_state[i] : o->state[i];
+}
+
+/* dir 0: device -> host mirrors, 1: back; nothing to do on the CPU. */
+static kiln_status sync_states(kiln_optim *o, int to_device)
+{
+    if (o->be->kind == KILN_DEVICE_CPU) return KILN_OK;
+    size_t bytes = (o->hi - o->lo) * sizeof(float);
+    for (int i = 0; i < o->n_states; i++) {
+        if (to_device) o->be->copy_to_device(o->state[i], o->host_state[i], bytes, o->be->stream);
+        else o->be->copy_to_host(o->host_state[i], o->state[i], bytes, o->be->stream);
+    }
+    return o->be->synchronize(o->be->stream);
+}
+
+kiln_status kiln_optim_states_to_host(kiln_optim *o) { return sync_states(o, 0); }
+kiln_status kiln_optim_states_to_device(kiln_optim *o) { return sync_states(o, 1); }
 
 void kiln_optim_range(const kiln_optim *o, size_t *lo, size_t *hi)
 {

@@ -43,8 +43,9 @@ static kiln_status check_batch_config(train_run *r)
 }
 
 /* hwloc placement: this rank's share of the node's cores, bound, with as many threads (unless
- * train.threads says otherwise; a lone rank keeps OMP_NUM_THREADS or all cores). */
-static kiln_status place_rank(train_run *r, int *threads)
+ * train.threads says otherwise; a lone rank keeps OMP_NUM_THREADS or all cores), and the GPU
+ * nearest them (*gpu, -1 when hwloc sees none). */
+static kiln_status place_rank(train_run *r, int *threads, int *gpu)
 {
     const kiln_train_config *c = &r->cfg;
     int local_rank, local_size;
@@ -59,6 +60,7 @@ static kiln_status place_rank(train_run *r, int *threads)
              "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",
              local_rank, local_size, p.first_core, p.first_core + p.n_rank_cores - 1, p.numa_node,
              p.gpu, bound, *threads, p.shared ? " (more ranks than cores: sharing)" : "");
+    *gpu = p.gpu;
     return KILN_OK;
 }
 
@@ -139,9 +141,9 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
     KILN_CHECK_ALLOC(r->config_yaml);
     KILN_CHECK(check_batch_config(r));
-    KILN_CHECK(kiln_backend_get(r->cfg.backend.name, &r->be));
-    int threads;
-    KILN_CHECK(place_rank(r, &threads));
+    int threads, gpu;
+    KILN_CHECK(place_rank(r, &threads, &gpu));
+    KILN_CHECK(kiln_backend_select(r->cfg.backend.name, r->cfg.train.precision, gpu, &r->be));
     if (kiln_log_enabled(KILN_LOG_INFO))
         fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
                 r->config_yaml);
@@ -225,6 +227,7 @@ static kiln_status train_step(train_run *r, step_result *out)
     float clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
     kiln_optim_step(r->optim, r->model, (float)out->lr, clip, (int)r->step + 1);
     KILN_CHECK(kiln_dp_after_update(r->dp));
+    KILN_CHECK(be->synchronize(be->stream)); /* a failed GPU kernel of this step */
     r->step++;
     return KILN_OK;
 }

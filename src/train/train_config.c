@@ -58,6 +58,9 @@ static const kiln_cfg_key train_keys[] = {
       "run directory: metrics.jsonl, summary.json, ckpt/"),
     K("train.progress_interval", KILN_CFG_FLOAT, train.progress_interval, "10", NULL,
       "seconds between progress lines when stderr is not a terminal"),
+    K("train.precision", KILN_CFG_STRING, train.precision, "fp32", "fp32|bf16",
+      "matrix products in fp32, or on bf16 tensor cores with fp32 accumulation (backend cuda; "
+      "weights, gradients and optimizer state stay fp32)"),
     K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
     K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
       "bind each rank to its share of the node's cores (hwloc; see `kiln topo`)"),

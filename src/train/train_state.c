@@ -44,7 +44,7 @@ static kiln_status describe_tensors(train_run *r, ckpt_names *cn, float *const *
     for (int i = 0; i < nt; i++) {
         const kiln_tensor_info *ti = kiln_model_tensor(r->model, i);
         describe(cn, "model/", ti, ti->offset, ti->offset + ti->numel,
-                 kiln_model_params(r->model) + ti->offset);
+                 kiln_model_host_params(r->model) + ti->offset);
     }
     for (int s = 0; s < ns; s++) {
         char prefix[64];
@@ -58,7 +58,7 @@ static kiln_status describe_tensors(train_run *r, ckpt_names *cn, float *const *
             }
             if (a < lo) a = lo;
             if (b > hi) b = hi;
-            if (a < b) describe(cn, prefix, ti, a, b, kiln_optim_state(r->optim, s) + (a - lo));
+            if (a < b) describe(cn, prefix, ti, a, b, kiln_optim_host_state(r->optim, s) + (a - lo));
         }
     }
     return KILN_OK;
@@ -78,7 +78,7 @@ static kiln_status gather_states(train_run *r, ckpt_names *cn)
     for (int s = 0; s < kiln_optim_num_states(r->optim); s++) {
         cn->full[s] = malloc(n * sizeof(float));
         KILN_CHECK_ALLOC(cn->full[s]);
-        KILN_CHECK(kiln_dp_gather_state(r->dp, kiln_optim_state(r->optim, s), cn->full[s]));
+        KILN_CHECK(kiln_dp_gather_state(r->dp, kiln_optim_host_state(r->optim, s), cn->full[s]));
     }
     return KILN_OK;
 }
@@ -91,6 +91,9 @@ kiln_status train_save_checkpoint(train_run *r)
     kiln_ckpt_meta *meta = meta_alloc();
     KILN_CHECK_ALLOC(meta);
     kiln_status st;
+    /* on a GPU: the host mirrors the file is written from (no-ops on the CPU) */
+    KILN_CHECK_GOTO(st, kiln_model_params_to_host(r->model), done);
+    KILN_CHECK_GOTO(st, kiln_optim_states_to_host(r->optim), done);
     KILN_CHECK_GOTO(st, gather_states(r, &cn), done);
     KILN_CHECK_GOTO(st, describe_tensors(r, &cn, cn.full), done);
     meta->step = r->step;
@@ -120,6 +123,8 @@ kiln_status train_restore_checkpoint(train_run *r, const char *path)
     kiln_status st;
     KILN_CHECK_GOTO(st, describe_tensors(r, &cn, NULL), done);
     KILN_CHECK_GOTO(st, kiln_ckpt_load(path, meta, cn.tensors, cn.n), done);
+    KILN_CHECK_GOTO(st, kiln_model_params_to_device(r->model), done);
+    KILN_CHECK_GOTO(st, kiln_optim_states_to_device(r->optim), done);
     if (meta->seed != (uint64_t)r->cfg.train.seed) {
         st = KILN_ERROR(KILN_ERR_CKPT,
                         "checkpoint '%s' was written with train.seed=%llu but the config has %lld; "

@@ -14,7 +14,25 @@ static void test_backend_lookup(void)
     CHECK_OK(kiln_backend_validate(kiln_backend_cpu()));
 #ifndef KILN_HAVE_CUDA
     CHECK_FAILS(kiln_backend_get("cuda", &be), KILN_ERR_UNSUPPORTED, "no CUDA backend");
+#else
+    /* built with CUDA: either a GPU is there, or the error says there is no usable one */
+    kiln_status cuda_st = kiln_backend_get("cuda", &be);
+    if (cuda_st == KILN_OK)
+        CHECK(be->kind == KILN_DEVICE_CUDA && be->precision == KILN_PRECISION_FP32 && be->stream,
+              "cuda backend has the wrong kind, precision or no stream");
+    else
+        CHECK(cuda_st == KILN_ERR_DEVICE && strstr(kiln_error_message(), "no usable GPU"),
+              "cuda without a GPU: %s (%s)", kiln_status_name(cuda_st), kiln_error_message());
+    kiln_error_clear();
 #endif
+    /* precision: bf16 is a CUDA-only choice, anything else a config error */
+    CHECK_OK(kiln_backend_select("cpu", "fp32", -1, &be));
+    CHECK(be == kiln_backend_cpu() && be->precision == KILN_PRECISION_FP32,
+          "select(cpu, fp32) is not the CPU backend");
+    CHECK_FAILS(kiln_backend_select("cpu", "bf16", -1, &be), KILN_ERR_CONFIG,
+                "train.precision=bf16 needs backend.name=cuda");
+    CHECK_FAILS(kiln_backend_select("cpu", "fp16", -1, &be), KILN_ERR_CONFIG,
+                "train.precision must be fp32 or bf16, found 'fp16'");
     CHECK_FAILS(kiln_backend_get("tpu", &be), KILN_ERR_ARG, "unknown backend \"tpu\"");
 
     kiln_backend partial = *kiln_backend_cpu();
@@ -49,7 +67,7 @@ static void test_memory(void)
     fill_normal(host, 37, 1.0f);
     float *dev = be->alloc(sizeof host);
     be->copy_to_device(dev, host, sizeof host, be->stream);
-    be->synchronize(be->stream);
+    CHECK_OK(be->synchronize(be->stream));
     be->copy_to_host(back, dev, sizeof host, be->stream);
     CHECK(memcmp(host, back, sizeof host) == 0, "copy to device and back changed the data");
     be->free(dev);
