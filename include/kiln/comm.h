@@ -1,11 +1,13 @@
 /* The communication layer: MPI processes arranged as a grid world = pp x dp, and the
- * collectives the parallel modes use. Host buffers go through MPI; the CUDA backend will route
- * device buffers through NCCL behind the same calls. A single process without mpirun is a
- * 1 x 1 grid (MPI singleton). */
+ * collectives the parallel modes use. Host buffers go through MPI; once a GPU backend is
+ * attached, device buffers go through NCCL behind the same calls (its own stream, ordered
+ * after the work already queued on the compute stream and before the work queued after the
+ * call). A single process without mpirun is a 1 x 1 grid (MPI singleton). */
 #ifndef KILN_COMM_H
 #define KILN_COMM_H
 #include <stddef.h>
 #include <stdint.h>
+#include "kiln/backend.h"
 #include "kiln/status.h"
 
 typedef enum { KILN_AXIS_WORLD = 0, KILN_AXIS_DP, KILN_AXIS_PP } kiln_axis;
@@ -16,6 +18,9 @@ typedef struct kiln_comm_request kiln_comm_request;
 /* MPI_Init (if nobody did) and the grid; pp must divide the world size. */
 kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out);
 void kiln_comm_finalize(kiln_comm *c);
+/* Collectives on be's device buffers from now on: one NCCL communicator per grid axis, made
+ * from the MPI ones (a no-op for the CPU backend). Collective: every rank calls it. */
+kiln_status kiln_comm_attach_device(kiln_comm *c, const kiln_backend *be);
 int kiln_comm_rank(const kiln_comm *c, kiln_axis axis);
 int kiln_comm_size(const kiln_comm *c, kiln_axis axis);
 

@@ -1,17 +1,28 @@
-/* MPI behind the comm interface. The grid is pp x dp with pipeline stages outermost: ranks
- * r and r + dp hold the same data-parallel slot in neighbouring stages. */
+/* MPI behind the comm interface, and NCCL (nccl.c) for device buffers once a GPU backend is
+ * attached: each float collective goes where its buffer lives. The grid is pp x dp with
+ * pipeline stages outermost: ranks r and r + dp hold the same data-parallel slot in
+ * neighbouring stages. */
 #include "kiln/comm.h"
 #include <mpi.h>
 #include <stdlib.h>
+#include "nccl.h"
 
 struct kiln_comm {
     MPI_Comm world, dp, pp;
     int owns_mpi; /* we called MPI_Init, so we finalize */
+    kiln_nccl *nccl; /* NULL until a device backend is attached */
 };
 
 struct kiln_comm_request {
     MPI_Request r;
+    void *nccl_done; /* a device all-reduce: its completion event */
 };
+
+/* Device buffers go through NCCL (MPI here is not CUDA-aware). */
+static int on_device(const kiln_comm *c, const void *buf)
+{
+    return c && c->nccl && kiln_nccl_is_device(buf);
+}
 
 static kiln_status mpi_status(int rc, const char *what)
 {
@@ -57,9 +68,21 @@ kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out)
     return KILN_OK;
 }
 
+kiln_status kiln_comm_attach_device(kiln_comm *c, const kiln_backend *be)
+{
+    if (!c || be->kind == KILN_DEVICE_CPU || c->nccl) return KILN_OK;
+    kiln_status st = kiln_nccl_create(c->world, c->dp, c->pp, &c->nccl);
+    if (st != KILN_OK) {
+        kiln_nccl_free(c->nccl);
+        c->nccl = NULL;
+    }
+    return st;
+}
+
 void kiln_comm_finalize(kiln_comm *c)
 {
     if (!c) return;
+    kiln_nccl_free(c->nccl);
     if (c->dp != MPI_COMM_NULL && c->dp) MPI_Comm_free(&c->dp);
     if (c->pp != MPI_COMM_NULL && c->pp) MPI_Comm_free(&c->pp);
     if (c->owns_mpi) MPI_Finalize();
@@ -83,6 +106,7 @@ int kiln_comm_size(const kiln_comm *c, kiln_axis axis)
 kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n)
 {
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    if (on_device(c, buf)) return kiln_nccl_allreduce(c->nccl, axis, buf, n);
     return mpi_status(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
                       "MPI_Allreduce(float)");
 }
@@ -101,6 +125,7 @@ kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, s
     KILN_CHECK_ALLOC(*req);
     (*req)->r = MPI_REQUEST_NULL;
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    if (on_device(c, buf)) return kiln_nccl_iallreduce(c->nccl, axis, buf, n, &(*req)->nccl_done);
     return mpi_status(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM,
                                      axis_comm(c, axis), &(*req)->r),
                       "MPI_Iallreduce");
@@ -109,12 +134,18 @@ kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, s
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done)
 {
     *done = 1;
+    if (req->nccl_done) return kiln_nccl_done(req->nccl_done, done);
     if (req->r == MPI_REQUEST_NULL) return KILN_OK;
     return mpi_status(MPI_Test(&req->r, done, MPI_STATUS_IGNORE), "MPI_Test");
 }
 
 kiln_status kiln_comm_wait(kiln_comm_request *req)
 {
+    if (req->nccl_done) { /* device: the compute stream waits, the host does not */
+        kiln_status st = kiln_nccl_finish(req->nccl_done);
+        free(req);
+        return st;
+    }
     int rc = req->r == MPI_REQUEST_NULL ? MPI_SUCCESS : MPI_Wait(&req->r, MPI_STATUS_IGNORE);
     free(req);
     return mpi_status(rc, "MPI_Wait");
@@ -123,6 +154,7 @@ kiln_status kiln_comm_wait(kiln_comm_request *req)
 kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const float *send,
                                          float *recv, const int *counts)
 {
+    if (on_device(c, send)) return kiln_nccl_reduce_scatter(c->nccl, axis, send, recv, counts);
     return mpi_status(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
                       "MPI_Reduce_scatter");
 }
@@ -130,6 +162,7 @@ kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const flo
 kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
                                     const int *displs)
 {
+    if (on_device(c, buf)) return kiln_nccl_allgather(c->nccl, axis, buf, counts, displs);
     return mpi_status(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
                                      MPI_FLOAT, axis_comm(c, axis)),
                       "MPI_Allgatherv");
@@ -138,6 +171,7 @@ kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, co
 kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
                                  const int *counts, const int *displs, int root)
 {
+    if (on_device(c, send)) return kiln_nccl_gather(c->nccl, axis, send, recv, counts, displs, root);
     MPI_Comm comm = axis_comm(c, axis);
     int me;
     MPI_Comm_rank(comm, &me);

@@ -144,6 +144,7 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     int threads, gpu;
     KILN_CHECK(place_rank(r, &threads, &gpu));
     KILN_CHECK(kiln_backend_select(r->cfg.backend.name, r->cfg.train.precision, gpu, &r->be));
+    KILN_CHECK(kiln_comm_attach_device(r->comm, r->be));
     if (kiln_log_enabled(KILN_LOG_INFO))
         fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
                 r->config_yaml);

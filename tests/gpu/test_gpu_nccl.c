@@ -1,0 +1,116 @@
+/* NCCL collectives on device buffers against the same collectives through MPI on host
+ * buffers, behind the same kiln_comm calls: all-reduce (blocking and not), reduce-scatter and
+ * all-gather with uneven shards (as ZeRO cuts them), gather to a root. Run under mpiexec with
+ * one GPU per rank; skips (exit 77 on every rank) when the node has fewer GPUs than ranks. */
+#include <cuda_runtime_api.h>
+#include "gpu_common.h"
+#include "kiln/comm.h"
+#include "kiln/topo.h"
+
+static kiln_comm *comm;
+static const kiln_backend *be;
+static int rank, world;
+
+/* This rank's random data: differs per rank, so a sum that misses a rank shows. */
+static float *rank_data(size_t n, int salt)
+{
+    float *x = malloc(n * sizeof(float));
+    kiln_rng_fill_normal(x, n, 0.0f, 1.0f, 77, (uint64_t)(rank * 16 + salt), 0);
+    return x;
+}
+
+static void test_allreduce(size_t n)
+{
+    float *host = rank_data(n, 1), *dev = dev_copy(be, host, n);
+    CHECK_OK(kiln_comm_allreduce_f32(comm, KILN_AXIS_DP, host, n)); /* MPI */
+    CHECK_OK(kiln_comm_allreduce_f32(comm, KILN_AXIS_DP, dev, n));  /* NCCL */
+    float *got = host_copy_free(be, dev, n);
+    check_twin("allreduce", got, host, n, 1e-6);
+    free(got);
+    free(host);
+
+    float *h2 = rank_data(n, 2), *d2 = dev_copy(be, h2, n);
+    kiln_comm_request *rh, *rd;
+    CHECK_OK(kiln_comm_iallreduce_f32(comm, KILN_AXIS_DP, h2, n, &rh));
+    CHECK_OK(kiln_comm_iallreduce_f32(comm, KILN_AXIS_DP, d2, n, &rd));
+    int done = 0;
+    CHECK_OK(kiln_comm_test(rd, &done));
+    CHECK_OK(kiln_comm_wait(rh));
+    CHECK_OK(kiln_comm_wait(rd));
+    got = host_copy_free(be, d2, n); /* the copy runs after the wait on the compute stream */
+    check_twin("iallreduce", got, h2, n, 1e-6);
+    free(got);
+    free(h2);
+}
+
+static void test_shards(size_t n)
+{
+    int *counts = malloc((size_t)world * sizeof(int)), *displs = malloc((size_t)world * sizeof(int));
+    for (int r = 0; r < world; r++) { /* ZeRO's cut: uneven when world does not divide n */
+        displs[r] = (int)(n * (size_t)r / (size_t)world);
+        counts[r] = (int)(n * (size_t)(r + 1) / (size_t)world) - displs[r];
+    }
+    size_t mine = (size_t)counts[rank];
+    float *send = rank_data(n, 3), *send_d = dev_copy(be, send, n);
+    float *recv = malloc((mine + 1) * sizeof(float)), *recv_d = be->alloc((mine + 1) * sizeof(float));
+    CHECK_OK(kiln_comm_reduce_scatter_f32(comm, KILN_AXIS_DP, send, recv, counts));
+    CHECK_OK(kiln_comm_reduce_scatter_f32(comm, KILN_AXIS_DP, send_d, recv_d, counts));
+    float *got = host_copy_free(be, recv_d, mine);
+    check_twin("reduce_scatter", got, recv, mine, 1e-6);
+    free(got);
+
+    float *full = rank_data(n, 4), *full_d = dev_copy(be, full, n);
+    CHECK_OK(kiln_comm_allgather_f32(comm, KILN_AXIS_DP, full, counts, displs));
+    CHECK_OK(kiln_comm_allgather_f32(comm, KILN_AXIS_DP, full_d, counts, displs));
+    got = host_copy_free(be, full_d, n);
+    CHECK(memcmp(got, full, n * sizeof(float)) == 0, "allgather: device result differs from MPI's");
+    free(got);
+
+    float *part = rank_data(mine + 1, 5), *part_d = dev_copy(be, part, mine);
+    float *all = calloc(n, sizeof(float)), *all_d = be->alloc(n * sizeof(float));
+    CHECK_OK(kiln_comm_gather_f32(comm, KILN_AXIS_DP, part, all, counts, displs, 0));
+    CHECK_OK(kiln_comm_gather_f32(comm, KILN_AXIS_DP, part_d, all_d, counts, displs, 0));
+    got = host_copy_free(be, all_d, n);
+    if (rank == 0)
+        CHECK(memcmp(got, all, n * sizeof(float)) == 0, "gather: device result differs from MPI's");
+    be->free(part_d);
+    be->free(send_d);
+    free(got);
+    free(all);
+    free(part);
+    free(full);
+    free(recv);
+    free(send);
+    free(counts);
+    free(displs);
+}
+
+int main(int argc, char **argv)
+{
+    if (kiln_comm_init(&argc, &argv, 1, &comm) != KILN_OK) {
+        fprintf(stderr, "MPI init failed: %s\n", kiln_error_message());
+        return 1;
+    }
+    rank = kiln_comm_rank(comm, KILN_AXIS_DP);
+    world = kiln_comm_size(comm, KILN_AXIS_DP);
+    int local_rank, local_size, gpus = 0;
+    kiln_topo_local_rank(&local_rank, &local_size);
+    int skip = cudaGetDeviceCount(&gpus) != cudaSuccess || gpus < local_size;
+    if (skip) { /* the same answer on every rank of the node, so all skip together */
+        if (rank == 0)
+            printf("SKIP: NCCL needs one GPU per rank: %d ranks on this node, %d GPUs visible\n",
+                   local_size, gpus);
+        kiln_comm_finalize(comm);
+        return GPU_SKIP;
+    }
+    be = gpu_backend_or_skip("fp32");
+    CHECK_OK(kiln_comm_attach_device(comm, be));
+    size_t sizes[] = {1, 1000, 1000003};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        test_allreduce(sizes[i]);
+        test_shards(sizes[i]);
+    }
+    CHECK_OK(be->synchronize(be->stream));
+    kiln_comm_finalize(comm);
+    TEST_MAIN_END();
+}
