@@ -2,6 +2,7 @@
 #ifndef KILN_FS_H
 #define KILN_FS_H
 #include <stddef.h>
+#include <stdint.h>
 #include "kiln/status.h"
 
 /* snprintf for paths: a result that does not fit is KILN_ERR_ARG, not a silent truncation. */
@@ -20,5 +21,19 @@ kiln_status kiln_fsync_parent_dir(const char *path);
 kiln_status kiln_commit_tmp_file(const char *tmp, const char *path);
 /* Write bytes to path.tmp and commit it over path as above. */
 kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* SHA-256 of a file as 64 lowercase hex digits (+ NUL), and its size. */
+#define KILN_SHA256_HEX 65
+kiln_status kiln_file_sha256(const char *path, char hex[KILN_SHA256_HEX], uint64_t *size);
+/* Copy src to dst (created or truncated, then fsynced) and digest the bytes in the same pass.
+ * dst is removed when anything fails. */
+kiln_status kiln_file_copy(const char *src, const char *dst, char hex[KILN_SHA256_HEX],
+                           uint64_t *size);
+
+/* Exclusive advisory lock on a lock file (created if missing), held until unlock: POSIX fcntl
+ * locks, which NFS and Lustre honour across nodes. Waits for the current holder. One lock
+ * per file per process: closing any descriptor of the file would drop it. */
+kiln_status kiln_file_lock(const char *path, int *fd);
+void kiln_file_unlock(int fd);
 
 #endif

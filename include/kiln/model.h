@@ -50,6 +50,9 @@ kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_ou
 void kiln_model_free(kiln_model *m);
 
 kiln_data_kind kiln_model_data_kind(const kiln_model *m);
+/* Input width (MLP) or context length T (GPT); classes (MLP) or vocabulary (GPT). */
+int kiln_model_in_dim(const kiln_model *m);
+int kiln_model_n_out(const kiln_model *m);
 size_t kiln_model_num_params(const kiln_model *m);
 float *kiln_model_params(kiln_model *m);
 float *kiln_model_grads(kiln_model *m);
@@ -72,6 +75,10 @@ kiln_status kiln_model_backward(kiln_model *m, float loss_scale);
  * while backward goes on. NULL removes the hook. */
 typedef void (*kiln_block_done_fn)(void *ctx, int block);
 void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx);
+
+/* Replace the parameters with model/<tensor> of a checkpoint (shapes checked, the
+ * checkpoint's checksums verified); optimizer state and counters are not read. */
+kiln_status kiln_model_load_checkpoint(kiln_model *m, const char *path);
 
 /* Class probabilities (MLP: (B, n_out)) of the last forward, for inference; in the backend's
  * memory (device memory on a GPU). */

@@ -30,12 +30,19 @@ typedef struct kiln_train_config {
         int keep;                   /* checkpoints kept */
         int threads;                /* OpenMP/BLAS threads; 0 = all cores of this rank */
         kiln_cfg_str out_dir;       /* metrics.jsonl, ckpt/, summary.json */
+        kiln_cfg_str init_from;     /* warm start: model parameters only, from a checkpoint path
+                                       or registry URI; "" = random init */
         double progress_interval;   /* seconds between progress lines when not on a terminal */
         kiln_cfg_str precision;     /* "fp32" | "bf16" (GEMMs on bf16 tensor cores; cuda only) */
     } train;
     struct {
         kiln_cfg_str name;          /* "cpu" | "cuda" */
     } backend;
+    struct {
+        kiln_cfg_str path;          /* registry root; "" = $KILN_REGISTRY, else ./registry */
+        kiln_cfg_str name;          /* register the final and best-by-eval models; "" = don't */
+        kiln_cfg_str alias;         /* alias moved to the final version; "" = none */
+    } registry;
     struct {
         int bind;                   /* bind each rank to its share of the node's cores */
         int cores_per_rank;         /* 0 = the node's cores split evenly among its ranks */

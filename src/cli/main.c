@@ -18,6 +18,10 @@ static void usage(FILE *f)
             "                      turn raw data into kiln's HDF5 datasets\n"
             "  ckpt inspect FILE   summarise a checkpoint (tensors, counters, config)\n"
             "  ckpt verify FILE    check a checkpoint's checksums\n"
+            "  eval --model PATH|URI --input DATA.h5 [--split S] [--output R.json]\n"
+            "                      loss and accuracy of a model on a dataset split\n"
+            "  registry ls|show|register|alias|history|diff|verify|gc ...\n"
+            "                      the model registry (versions, aliases, artifacts)\n"
             "  topo [--ranks-per-node N]\n"
             "                      the node's topology and the placement of N ranks\n"
             "  version             print the version\n\n"
@@ -47,6 +51,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "data")) return kiln_cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "ckpt")) return kiln_cmd_ckpt(argc - 1, argv + 1);
     if (!strcmp(cmd, "topo")) return kiln_cmd_topo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "registry")) return kiln_cmd_registry(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return kiln_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;

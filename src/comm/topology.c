@@ -1,6 +1,8 @@
 /* hwloc topology and the per-rank placement plan (see include/kiln/topo.h). */
 #include "kiln/topo.h"
 #include <hwloc.h>
+#include "kiln/log.h"
+#include "kiln/runtime.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,5 +158,24 @@ kiln_status kiln_topo_print(FILE *f, int ranks_per_node, int cores_per_rank)
         fprintf(f, "note: more ranks than cores; ranks share cores and run slower than with fewer ranks\n");
     hwloc_bitmap_free(set);
     hwloc_topology_destroy(t);
+    return KILN_OK;
+}
+
+kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int *threads_out,
+                                 int *gpu)
+{
+    int local_rank, local_size;
+    kiln_topo_local_rank(&local_rank, &local_size);
+    kiln_placement p;
+    KILN_CHECK(kiln_topo_plan(local_rank, local_size, cores_per_rank, &p));
+    char bound[128] = "not bound";
+    if (bind) KILN_CHECK(kiln_topo_bind(&p, bound, sizeof bound));
+    int planned = local_size > 1 || cores_per_rank > 0 ? p.n_rank_cores : 0;
+    *threads_out = kiln_threads_set(threads > 0 ? threads : planned);
+    kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
+             "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",
+             local_rank, local_size, p.first_core, p.first_core + p.n_rank_cores - 1, p.numa_node,
+             p.gpu, bound, *threads_out, p.shared ? " (more ranks than cores: sharing)" : "");
+    *gpu = p.gpu;
     return KILN_OK;
 }

@@ -98,6 +98,11 @@ void kiln_model_free(kiln_model *m)
 
 kiln_data_kind kiln_model_data_kind(const kiln_model *m) { return m->data_kind; }
 size_t kiln_model_num_params(const kiln_model *m) { return m->n_params; }
+int kiln_model_in_dim(const kiln_model *m)
+{
+    return m->data_kind == KILN_DATA_LM ? m->cfg.block_size : m->in_dim;
+}
+int kiln_model_n_out(const kiln_model *m) { return m->n_out; }
 float *kiln_model_params(kiln_model *m) { return m->params; }
 float *kiln_model_grads(kiln_model *m) { return m->grads; }
 int kiln_model_num_tensors(const kiln_model *m) { return m->n_tensors; }

@@ -9,6 +9,7 @@
 #include "kiln/fs.h"
 #include "kiln/log.h"
 #include "kiln/progress.h"
+#include "kiln/registry.h"
 #include "kiln/runtime.h"
 #include "kiln/topo.h"
 #include "train_internal.h"
@@ -39,28 +40,6 @@ static kiln_status check_batch_config(train_run *r)
     r->accum = per_rank / r->micro_batch;
     if (!c->data.path[0])
         return KILN_ERROR(KILN_ERR_CONFIG, "data.path is empty: set it to a file made by `kiln data import`");
-    return KILN_OK;
-}
-
-/* hwloc placement: this rank's share of the node's cores, bound, with as many threads (unless
- * train.threads says otherwise; a lone rank keeps OMP_NUM_THREADS or all cores), and the GPU
- * nearest them (*gpu, -1 when hwloc sees none). */
-static kiln_status place_rank(train_run *r, int *threads, int *gpu)
-{
-    const kiln_train_config *c = &r->cfg;
-    int local_rank, local_size;
-    kiln_topo_local_rank(&local_rank, &local_size);
-    kiln_placement p;
-    KILN_CHECK(kiln_topo_plan(local_rank, local_size, c->placement.cores_per_rank, &p));
-    char bound[128] = "not bound";
-    if (c->placement.bind) KILN_CHECK(kiln_topo_bind(&p, bound, sizeof bound));
-    int planned = local_size > 1 || c->placement.cores_per_rank > 0 ? p.n_rank_cores : 0;
-    *threads = kiln_threads_set(c->train.threads > 0 ? c->train.threads : planned);
-    kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
-             "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",
-             local_rank, local_size, p.first_core, p.first_core + p.n_rank_cores - 1, p.numa_node,
-             p.gpu, bound, *threads, p.shared ? " (more ranks than cores: sharing)" : "");
-    *gpu = p.gpu;
     return KILN_OK;
 }
 
@@ -126,7 +105,8 @@ static kiln_status resume_if_asked(train_run *r, const char *resume)
         KILN_CHECK(kiln_ckpt_find_latest(r->ckpt_dir, path, sizeof path, &found));
         if (!found) return KILN_OK;
     } else {
-        snprintf(path, sizeof path, "%s", resume);
+        KILN_CHECK(kiln_registry_locate(kiln_registry_root(r->cfg.registry.path), resume, path,
+                                        sizeof path, NULL));
     }
     return train_restore_checkpoint(r, path);
 }
@@ -138,11 +118,13 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     r->comm = o->comm;
     r->rank = kiln_comm_rank(r->comm, KILN_AXIS_DP);
     r->world = kiln_comm_size(r->comm, KILN_AXIS_DP);
+    KILN_CHECK(train_check_registry_config(r)); /* pins train.init_from before it is stored */
     r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
     KILN_CHECK_ALLOC(r->config_yaml);
     KILN_CHECK(check_batch_config(r));
     int threads, gpu;
-    KILN_CHECK(place_rank(r, &threads, &gpu));
+    KILN_CHECK(kiln_topo_place_rank(r->cfg.placement.bind, r->cfg.placement.cores_per_rank,
+                                    r->cfg.train.threads, &threads, &gpu));
     KILN_CHECK(kiln_backend_select(r->cfg.backend.name, r->cfg.train.precision, gpu, &r->be));
     KILN_CHECK(kiln_comm_attach_device(r->comm, r->be));
     if (kiln_log_enabled(KILN_LOG_INFO))
@@ -154,6 +136,7 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/ckpt", r->cfg.train.out_dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", r->cfg.train.out_dir);
     KILN_CHECK(resume_if_asked(r, o->resume ? o->resume : "auto"));
+    KILN_CHECK(train_warm_start(r));
     /* input accepted: from here on the run directory may be written (by rank 0) */
     if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0) {
         KILN_CHECK(kiln_mkdir_p(r->ckpt_dir));
@@ -241,8 +224,10 @@ static kiln_status run_eval(train_run *r, int max_batches, eval_result *ev)
              r->step, ev->loss, ev->accuracy, (long long)ev->targets);
     metrics_write(r, line);
     kiln_info("eval step %ld: loss %.4f accuracy %.4f", r->step, ev->loss, ev->accuracy);
-    if (ev->loss < r->best_eval_loss) r->best_eval_loss = ev->loss;
-    return KILN_OK;
+    if (ev->loss >= r->best_eval_loss) return KILN_OK;
+    r->best_eval_loss = ev->loss;
+    /* periodic evals run before the last step; the final model is kept by its checkpoint */
+    return r->step < r->cfg.train.steps ? train_keep_best(r, ev) : KILN_OK;
 }
 
 /* 1 if any rank was asked to stop. Ranks receive a forwarded signal at slightly different
@@ -348,7 +333,8 @@ static kiln_status train_loop(train_run *r)
     eval_result ev;
     KILN_CHECK(run_eval(r, 0, &ev));
     if (tot.units) KILN_CHECK(train_save_checkpoint(r)); /* a finished run rerun saves nothing */
-    return write_summary(r, &ev, &s, &tot);
+    KILN_CHECK(write_summary(r, &ev, &s, &tot));
+    return train_register(r, &ev);
 }
 
 kiln_status kiln_train_run(const kiln_train_opts *opts)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "kiln/ckpt.h"
 #include "kiln/data.h"
+#include "kiln/infer.h"
 #include "kiln/parallel.h"
 #include "kiln/train.h"
 
@@ -24,21 +25,29 @@ typedef struct train_run {
     int64_t samples_seen, tokens_seen;
     double best_eval_loss;
     char ckpt_dir[4096];
+    char init_path[4096];              /* train.init_from resolved to a file */
     char metrics_path[4096];
     FILE *metrics;
 } train_run;
 
-typedef struct eval_result {
-    double loss, accuracy;
-    int64_t targets;
-} eval_result;
+typedef kiln_eval_result eval_result;
 
 /* Evaluate on the eval split: max_batches > 0 limits the batches (periodic evals). */
 kiln_status train_evaluate(train_run *r, int max_batches, eval_result *out);
 
-/* Checkpoint the run into ckpt_dir; restore from a checkpoint file. */
+/* Checkpoint the run into ckpt_dir (or dir, keeping `keep`); restore from a checkpoint file. */
 kiln_status train_save_checkpoint(train_run *r);
+kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep);
 kiln_status train_restore_checkpoint(train_run *r, const char *path);
+
+/* The registry (train_registry.c): check registry.* and resolve train.init_from (pinning an
+ * alias to its version) before anything is written; load the warm start (unless resumed);
+ * keep the best-by-eval checkpoint aside (periodic evals that improve, registry.name set);
+ * register the final and best models at the end. */
+kiln_status train_check_registry_config(train_run *r);
+kiln_status train_warm_start(train_run *r);
+kiln_status train_keep_best(train_run *r, const eval_result *ev);
+kiln_status train_register(train_run *r, const eval_result *ev);
 
 /* metrics.jsonl: open for appending after dropping lines past `keep_through_step` (a resumed
  * run rewrites what came after its checkpoint); one JSON object per line. */

@@ -87,6 +87,11 @@ static kiln_ckpt_meta *meta_alloc(void) { return calloc(1, sizeof(kiln_ckpt_meta
 
 kiln_status train_save_checkpoint(train_run *r)
 {
+    return train_save_checkpoint_to(r, r->ckpt_dir, r->cfg.train.keep);
+}
+
+kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep)
+{
     ckpt_names cn = {0};
     kiln_ckpt_meta *meta = meta_alloc();
     KILN_CHECK_ALLOC(meta);
@@ -106,9 +111,9 @@ kiln_status train_save_checkpoint(train_run *r)
     snprintf(meta->kiln_version, sizeof meta->kiln_version, "%s", KILN_VERSION);
     /* every rank holds the whole state (no sharding yet): rank 0 writes, the others wait */
     if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0)
-        KILN_CHECK_GOTO(st, kiln_ckpt_save(r->ckpt_dir, meta, cn.tensors, cn.n, r->cfg.train.keep), done);
+        KILN_CHECK_GOTO(st, kiln_ckpt_save(dir, meta, cn.tensors, cn.n, keep), done);
     KILN_CHECK_GOTO(st, kiln_comm_barrier(r->comm), done);
-    kiln_debug("checkpoint: step %ld -> %s (all ranks)", r->step, r->ckpt_dir);
+    kiln_debug("checkpoint: step %ld -> %s (all ranks)", r->step, dir);
 done:
     free_names(&cn);
     free(meta);

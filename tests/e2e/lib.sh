@@ -38,3 +38,22 @@ fortunes_h5() {
 
 # json_get FILE KEY: a top-level number from a one-object JSON file.
 json_get() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# expect_error NAME NEEDLE... -- CMD...: CMD (stdin from /dev/null) must exit non-zero, print
+# every NEEDLE on stderr, and leave $WORK/out absent.
+expect_error() {
+  local name=$1
+  shift
+  local needles=()
+  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
+  shift
+  rm -rf "$WORK/out"
+  local rc=0
+  "$@" >"$WORK/stdout" 2>"$WORK/stderr" </dev/null || rc=$?
+  if [ "$rc" -eq 0 ]; then fail "$name: exit code 0"; return; fi
+  for n in "${needles[@]}"; do
+    grep -qF -- "$n" "$WORK/stderr" || { fail "$name: stderr lacks '$n': $(cat "$WORK/stderr")"; return; }
+  done
+  if [ -e "$WORK/out" ]; then fail "$name: left output in $WORK/out"; return; fi
+  pass "$name (exit $rc): $(grep -m1 error "$WORK/stderr")"
+}

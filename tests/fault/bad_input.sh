@@ -4,24 +4,6 @@ source "$(dirname "$0")/../e2e/lib.sh"
 data=$(fmnist_h5)
 cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 
-# expect_error NAME NEEDLE... -- CMD...: CMD must exit non-zero, print every NEEDLE on stderr,
-# and leave $WORK/out absent.
-expect_error() {
-  local name=$1
-  shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  rm -rf "$WORK/out"
-  local rc=0
-  "$@" >"$WORK/stdout" 2>"$WORK/stderr" || rc=$?
-  if [ "$rc" -eq 0 ]; then fail "$name: exit code 0"; return; fi
-  for n in "${needles[@]}"; do
-    grep -qF -- "$n" "$WORK/stderr" || { fail "$name: stderr lacks '$n': $(cat "$WORK/stderr")"; return; }
-  done
-  if [ -e "$WORK/out" ]; then fail "$name: left output in $WORK/out"; return; fi
-  pass "$name (exit $rc): $(grep -m1 error "$WORK/stderr")"
-}
 train() { "$KILN_BIN" train "$@" --set train.out_dir="$WORK/out" --set data.path="$data"; }
 
 printf 'model:\n  kind: mlp\n  hidden: [512, 512\ntrain:\n  steps: 3\n' > "$WORK/malformed.yaml"

@@ -1,0 +1,217 @@
+/* Keeping a registry honest and small: verify recomputes every artifact's sha256 against its
+ * version.json; gc removes versions no alias points to beyond the newest few. A version is
+ * removed by renaming it into .trash first, so readers see it either whole or gone. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "kiln/fs.h"
+#include "registry_internal.h"
+
+#define STALE_STAGING_S (24 * 3600)
+
+/* One artifact record against the bytes on disk. */
+static void verify_artifact(const char *uri, const char *vdir, json_t *a, FILE *out, int *n_bad)
+{
+    const char *name = json_string_value(json_object_get(a, "name"));
+    const char *where = json_string_value(json_object_get(a, "path"));
+    const char *want = json_string_value(json_object_get(a, "sha256"));
+    char path[PATH_MAX], sha[KILN_SHA256_HEX];
+    uint64_t bytes;
+    if (!name || !where || !want) {
+        fprintf(out, "%s: BAD an artifact record lacks name, path or sha256\n", uri);
+        (*n_bad)++;
+        return;
+    }
+    int external = json_is_true(json_object_get(a, "external"));
+    if (kiln_path_format(path, sizeof path, external ? "%s" : "%s/%s", external ? where : vdir,
+                         where) != KILN_OK ||
+        kiln_file_sha256(path, sha, &bytes) != KILN_OK) {
+        fprintf(out, "%s: MISSING artifact '%s': %s\n", uri, name, kiln_error_message());
+        kiln_error_clear();
+        (*n_bad)++;
+        return;
+    }
+    if (strcmp(sha, want) != 0) {
+        fprintf(out, "%s: CHANGED artifact '%s' (%s): sha256 %s, version.json records %s\n", uri,
+                name, path, sha, want);
+        (*n_bad)++;
+        return;
+    }
+    fprintf(out, "%s: ok %s (%" PRIu64 " bytes, sha256 %.16s...)\n", uri, name, bytes, sha);
+}
+
+static void verify_version(const char *name, const char *mdir, int64_t v, FILE *out, int *n_bad)
+{
+    char uri[256], vdir[PATH_MAX];
+    kiln_registry_ref ref = {.version = v};
+    snprintf(ref.name, sizeof ref.name, "%s", name);
+    kiln_registry_format_uri(&ref, uri, sizeof uri);
+    json_t *meta = NULL;
+    if (reg_version_dir(mdir, v, vdir, sizeof vdir) != KILN_OK ||
+        reg_load_version(mdir, v, &meta) != KILN_OK) {
+        fprintf(out, "%s: BAD metadata: %s\n", uri, kiln_error_message());
+        kiln_error_clear();
+        (*n_bad)++;
+        return;
+    }
+    json_t *list = json_object_get(meta, "artifacts"), *a;
+    size_t i;
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        fprintf(out, "%s: BAD metadata: no artifacts listed\n", uri);
+        (*n_bad)++;
+    }
+    json_array_foreach(list, i, a) verify_artifact(uri, vdir, a, out, n_bad);
+    json_decref(meta);
+}
+
+static kiln_status verify_model(const char *root, const char *name, int64_t version, FILE *out,
+                                int *n_bad)
+{
+    char mdir[PATH_MAX];
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    if (version > 0) {
+        KILN_CHECK(reg_require_version(root, name, mdir, version));
+        verify_version(name, mdir, version, out, n_bad);
+        return KILN_OK;
+    }
+    int64_t *v;
+    int n;
+    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    for (int i = 0; i < n; i++) verify_version(name, mdir, v[i], out, n_bad);
+    free(v);
+    return KILN_OK;
+}
+
+kiln_status kiln_registry_verify(const char *root, const char *name, int64_t version, FILE *out,
+                                 int *n_bad)
+{
+    *n_bad = 0;
+    if (name) return verify_model(root, name, version, out, n_bad);
+    char **names;
+    int n;
+    KILN_CHECK(kiln_registry_models(root, &names, &n));
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < n && st == KILN_OK; i++) st = verify_model(root, names[i], 0, out, n_bad);
+    kiln_registry_free_names(names, n);
+    return st;
+}
+
+/* ---- gc ---- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmp_asc(const void *a, const void *b) { return -cmp_desc(a, b); }
+
+static kiln_status plan(const char *root, const char *name, const char *mdir, int keep,
+                        int64_t **victims, int *n_victims)
+{
+    int64_t *v, *aliased;
+    char **aliases;
+    int n, na;
+    *victims = NULL;
+    *n_victims = 0;
+    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    kiln_status st = kiln_registry_aliases(root, name, &aliases, &aliased, &na);
+    if (st != KILN_OK) {
+        free(v);
+        return st;
+    }
+    kiln_registry_free_names(aliases, na);
+    qsort(v, (size_t)n, sizeof *v, cmp_desc);
+    int unaliased = 0, out = 0;
+    for (int i = 0; i < n; i++) {
+        int is_aliased = 0;
+        for (int j = 0; j < na; j++) is_aliased |= aliased[j] == v[i];
+        if (is_aliased) continue;
+        if (unaliased++ >= keep) v[out++] = v[i];
+    }
+    free(aliased);
+    qsort(v, (size_t)out, sizeof *v, cmp_asc);
+    *victims = v;
+    *n_victims = out;
+    return KILN_OK;
+}
+
+kiln_status kiln_registry_gc_plan(const char *root, const char *name, int keep, int64_t **victims,
+                                  int *n)
+{
+    char mdir[PATH_MAX];
+    if (keep < 0) return KILN_ERROR(KILN_ERR_ARG, "gc: --keep must be >= 0, found %d", keep);
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    return plan(root, name, mdir, keep, victims, n);
+}
+
+/* Out of sight by one rename, then deleted. */
+static kiln_status remove_version(const char *mdir, int64_t v)
+{
+    char vdir[PATH_MAX], trash[PATH_MAX];
+    KILN_CHECK(reg_version_dir(mdir, v, vdir, sizeof vdir));
+    KILN_CHECK(kiln_path_format(trash, sizeof trash, "%s/.trash/%" PRId64 "-%ld", mdir, v,
+                                (long)getpid()));
+    if (rename(vdir, trash) != 0)
+        return KILN_ERROR(KILN_ERR_IO, "cannot move '%s' to '%s': %s", vdir, trash, strerror(errno));
+    KILN_CHECK(kiln_fsync_parent_dir(vdir));
+    KILN_CHECK(reg_remove_flat_dir(trash));
+    return reg_history_append(mdir, "gc", json_pack("{s:I}", "version", (json_int_t)v));
+}
+
+/* Staging directories of writers that died more than a day ago (live writers are seconds
+ * old), and anything left in .trash by a gc that died. */
+static kiln_status clear_leftovers(const char *mdir)
+{
+    const char *sub[2] = {".staging", ".trash"};
+    kiln_status st = KILN_OK;
+    for (int k = 0; k < 2 && st == KILN_OK; k++) {
+        char dir[PATH_MAX];
+        KILN_CHECK(kiln_path_format(dir, sizeof dir, "%s/%s", mdir, sub[k]));
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL && st == KILN_OK) {
+            char path[PATH_MAX];
+            struct stat sb;
+            if (e->d_name[0] == '.') continue;
+            st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (st != KILN_OK || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
+            if (k == 0 && time(NULL) - sb.st_mtime < STALE_STAGING_S) continue;
+            st = reg_remove_flat_dir(path);
+        }
+        closedir(d);
+    }
+    return st;
+}
+
+kiln_status kiln_registry_gc(const char *root, const char *name, int keep,
+                             const int64_t *approved, int n_approved, int *n_removed)
+{
+    char mdir[PATH_MAX];
+    *n_removed = 0;
+    if (keep < 0) return KILN_ERROR(KILN_ERR_ARG, "gc: --keep must be >= 0, found %d", keep);
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    int fd;
+    KILN_CHECK(reg_lock(mdir, &fd));
+    int64_t *victims = NULL;
+    int n = 0;
+    kiln_status st = plan(root, name, mdir, keep, &victims, &n);
+    for (int i = 0; i < n && st == KILN_OK; i++) {
+        int ok = 0;
+        for (int j = 0; j < n_approved; j++) ok |= approved[j] == victims[i];
+        if (!ok) continue;
+        st = remove_version(mdir, victims[i]);
+        if (st == KILN_OK) (*n_removed)++;
+    }
+    if (st == KILN_OK) st = clear_leftovers(mdir);
+    kiln_file_unlock(fd);
+    free(victims);
+    return st;
+}

@@ -1,0 +1,290 @@
+/* Registering versions and adding artifacts.
+ *
+ * A new version is assembled outside the lock in models/NAME/.staging/XXXXXX (artifacts copied
+ * and digested there, which is the slow part), then, under the lock, numbered one past the
+ * highest number ever allocated, given its version.json and renamed into versions/N. Readers
+ * see either no version N or all of it; a writer that dies leaves only a staging directory,
+ * which gc clears. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "kiln/fs.h"
+#include "registry_internal.h"
+
+/* The metadata fields every version has, in the order version.json lists them. */
+static json_t *base_metadata(const char *name)
+{
+    char now[32], user[256], host[256] = "";
+    reg_time_now(now);
+    reg_user(user, sizeof user);
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "unknown");
+    const char *job = getenv("SLURM_JOB_ID");
+    return json_pack("{s:i, s:s, s:i, s:s, s:s, s:s, s:o, s:s, s:n, s:{}, s:{}, s:{}}",
+                     "format", REG_FORMAT, "name", name, "version", 0, "created", now, "user",
+                     user, "host", host, "slurm_job_id",
+                     job && *job ? json_string(job) : json_null(), "kiln_version", KILN_VERSION,
+                     "parent", "metrics", "params", "lineage");
+}
+
+/* Sets every key of src in dst; where both hold objects, merges those key by key instead. */
+static void merge_one_level(json_t *dst, json_t *src)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(src, key, value)
+    {
+        json_t *have = json_object_get(dst, key);
+        if (json_is_object(have) && json_is_object(value))
+            json_object_update(have, value);
+        else
+            json_object_set(dst, key, value);
+    }
+}
+
+static kiln_status parse_fields(const char *fields_json, json_t **out)
+{
+    *out = NULL;
+    if (!fields_json || !*fields_json) return KILN_OK;
+    json_error_t err;
+    json_t *j = json_loads(fields_json, JSON_REJECT_DUPLICATES, &err);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return KILN_ERROR(KILN_ERR_ARG, "registry fields are not a JSON object%s%s",
+                          j ? "" : ": ", j ? "" : err.text);
+    }
+    *out = j;
+    return KILN_OK;
+}
+
+static const char *artifact_name(const kiln_registry_artifact *a, char *buf, size_t len)
+{
+    if (a->name) return a->name;
+    snprintf(buf, len, "%s", a->path);
+    return basename(buf);
+}
+
+/* Copies (or, external, digests in place) one artifact into dir and appends its record. */
+static kiln_status stage_artifact(const char *dir, const kiln_registry_artifact *a, json_t *list)
+{
+    char buf[PATH_MAX], dst[PATH_MAX], where[PATH_MAX], sha[KILN_SHA256_HEX];
+    uint64_t bytes;
+    const char *name = artifact_name(a, buf, sizeof buf);
+    KILN_CHECK(kiln_registry_check_name("artifact name", name));
+    if (!strcmp(name, REG_VERSION_FILE))
+        return KILN_ERROR(KILN_ERR_ARG, "artifact name '%s' is reserved", name);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(list, i, rec)
+    {
+        if (!strcmp(json_string_value(json_object_get(rec, "name")), name))
+            return KILN_ERROR(KILN_ERR_ARG, "two artifacts named '%s'", name);
+    }
+    struct stat sb;
+    if (stat(a->path, &sb) != 0)
+        return KILN_ERROR(KILN_ERR_ARG, "artifact '%s': %s", a->path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return KILN_ERROR(KILN_ERR_ARG, "artifact '%s' is not a regular file", a->path);
+    if (a->external) {
+        if (!realpath(a->path, where))
+            return KILN_ERROR(KILN_ERR_IO, "cannot resolve '%s': %s", a->path, strerror(errno));
+        KILN_CHECK(kiln_file_sha256(where, sha, &bytes));
+    } else {
+        KILN_CHECK(kiln_path_format(dst, sizeof dst, "%s/%s", dir, name));
+        KILN_CHECK(kiln_file_copy(a->path, dst, sha, &bytes));
+        snprintf(where, sizeof where, "%s", name);
+    }
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "name", name, "kind",
+                    a->kind ? a->kind : "model", "path", where, "sha256", sha, "bytes",
+                    (json_int_t)bytes, "external", a->external);
+    KILN_CHECK_ALLOC(rec);
+    json_array_append_new(list, rec);
+    return KILN_OK;
+}
+
+/* The highest version number ever allocated: last_version, or the newest directory if higher
+ * (a writer may die between the rename and the counter update). */
+static kiln_status highest_allocated(const char *mdir, int64_t *highest)
+{
+    char path[PATH_MAX], line[64] = "";
+    int64_t *v;
+    int n;
+    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    *highest = n ? v[n - 1] : 0;
+    free(v);
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/last_version", mdir));
+    FILE *f = fopen(path, "r");
+    if (!f) return KILN_OK;
+    if (fgets(line, sizeof line, f)) {
+        long long last = strtoll(line, NULL, 10);
+        if (last > *highest) *highest = last;
+    }
+    fclose(f);
+    return KILN_OK;
+}
+
+/* Under the lock: number the staged version, write its metadata, rename it into place. */
+static kiln_status publish(const char *mdir, const char *staging, json_t *meta, int64_t *version)
+{
+    char path[PATH_MAX], dst[PATH_MAX], line[32];
+    int64_t highest;
+    KILN_CHECK(highest_allocated(mdir, &highest));
+    int64_t v = highest + 1;
+    json_object_set_new(meta, "version", json_integer(v));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/" REG_VERSION_FILE, staging));
+    KILN_CHECK(reg_json_save(path, meta));
+    KILN_CHECK(reg_version_dir(mdir, v, dst, sizeof dst));
+    if (rename(staging, dst) != 0)
+        return KILN_ERROR(KILN_ERR_IO, "cannot rename '%s' to '%s': %s", staging, dst,
+                          strerror(errno));
+    KILN_CHECK(kiln_fsync_parent_dir(dst));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/last_version", mdir));
+    snprintf(line, sizeof line, "%" PRId64 "\n", v);
+    KILN_CHECK(kiln_write_file_atomic(path, line, strlen(line)));
+    KILN_CHECK(reg_history_append(mdir, "register", json_pack("{s:I}", "version", (json_int_t)v)));
+    *version = v;
+    return KILN_OK;
+}
+
+/* Metadata without the version number: base fields, those of a checkpoint artifact, the
+ * caller's, then the artifact records. */
+static kiln_status build_metadata(const char *name, const kiln_registry_artifact *artifacts,
+                                  int n, const char *fields_json, json_t *records, json_t **out)
+{
+    json_t *meta = base_metadata(name), *from_ckpt = NULL, *fields = NULL;
+    KILN_CHECK_ALLOC(meta);
+    kiln_status st = parse_fields(fields_json, &fields);
+    for (int i = 0; i < n && st == KILN_OK; i++) {
+        if (artifacts[i].kind && strcmp(artifacts[i].kind, "model")) continue;
+        st = reg_checkpoint_fields(artifacts[i].path, &from_ckpt);
+        break;
+    }
+    if (st == KILN_OK) {
+        if (from_ckpt) merge_one_level(meta, from_ckpt);
+        if (fields) merge_one_level(meta, fields);
+        json_object_set(meta, "artifacts", records);
+        *out = meta;
+    } else {
+        json_decref(meta);
+    }
+    json_decref(from_ckpt);
+    json_decref(fields);
+    return st;
+}
+
+static kiln_status make_model_dirs(const char *mdir)
+{
+    const char *subdirs[] = {"versions", "aliases", ".staging", ".trash"};
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        char dir[PATH_MAX];
+        KILN_CHECK(kiln_path_format(dir, sizeof dir, "%s/%s", mdir, subdirs[i]));
+        KILN_CHECK(kiln_mkdir_p(dir));
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_registry_register(const char *root, const char *name,
+                                   const kiln_registry_artifact *artifacts, int n_artifacts,
+                                   const char *fields_json, int64_t *version)
+{
+    char mdir[PATH_MAX], staging[PATH_MAX];
+    int exists;
+    *version = 0;
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, &exists));
+    if (n_artifacts < 1)
+        return KILN_ERROR(KILN_ERR_ARG, "registering '%s': at least one artifact is needed", name);
+    KILN_CHECK(make_model_dirs(mdir));
+    KILN_CHECK(kiln_path_format(staging, sizeof staging, "%s/.staging/XXXXXX", mdir));
+    if (!mkdtemp(staging))
+        return KILN_ERROR(KILN_ERR_IO, "cannot create a staging directory in '%s/.staging': %s",
+                          mdir, strerror(errno));
+    json_t *records = json_array(), *meta = NULL;
+    kiln_status st = records ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "artifact list");
+    for (int i = 0; i < n_artifacts && st == KILN_OK; i++)
+        st = stage_artifact(staging, &artifacts[i], records);
+    if (st == KILN_OK) st = build_metadata(name, artifacts, n_artifacts, fields_json, records, &meta);
+    int fd = -1;
+    if (st == KILN_OK) st = reg_lock(mdir, &fd);
+    if (st == KILN_OK) st = publish(mdir, staging, meta, version);
+    kiln_file_unlock(fd);
+    if (st != KILN_OK && kiln_path_exists(staging) && reg_remove_flat_dir(staging) != KILN_OK)
+        kiln_error_trace(__FILE__, __LINE__, "reg_remove_flat_dir(staging)"); /* keep first error */
+    json_decref(records);
+    json_decref(meta);
+    return st;
+}
+
+kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64_t version,
+                                       const kiln_registry_artifact *artifact)
+{
+    char mdir[PATH_MAX], vdir[PATH_MAX], path[PATH_MAX];
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(reg_version_dir(mdir, version, vdir, sizeof vdir));
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/" REG_VERSION_FILE, vdir));
+    int fd;
+    KILN_CHECK(reg_lock(mdir, &fd));
+    json_t *meta = NULL;
+    kiln_status st = reg_load_version(mdir, version, &meta);
+    json_t *records = meta ? json_object_get(meta, "artifacts") : NULL;
+    if (st == KILN_OK && !json_is_array(records))
+        st = KILN_ERROR(KILN_ERR_DATA, "registry file '%s' has no artifacts list", path);
+    if (st == KILN_OK) st = stage_artifact(vdir, artifact, records);
+    if (st == KILN_OK) st = reg_json_save(path, meta);
+    if (st == KILN_OK) {
+        char buf[PATH_MAX];
+        st = reg_history_append(mdir, "artifact",
+                                json_pack("{s:I, s:s}", "version", (json_int_t)version, "artifact",
+                                          artifact_name(artifact, buf, sizeof buf)));
+    }
+    kiln_file_unlock(fd);
+    json_decref(meta);
+    return st;
+}
+
+/* sha256 of the version's first model artifact, or NULL. */
+static const char *model_sha(json_t *meta)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(meta, "artifacts"), i, a)
+    {
+        const char *kind = json_string_value(json_object_get(a, "kind"));
+        if (kind && !strcmp(kind, "model")) return json_string_value(json_object_get(a, "sha256"));
+    }
+    return NULL;
+}
+
+kiln_status kiln_registry_find_source(const char *root, const char *name, const char *source,
+                                      int64_t *version)
+{
+    char mdir[PATH_MAX], where[PATH_MAX], sha[KILN_SHA256_HEX] = "";
+    int exists;
+    *version = 0;
+    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, &exists));
+    if (!exists || !realpath(source, where)) return KILN_OK;
+    int64_t *v;
+    int n;
+    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    kiln_status st = KILN_OK;
+    for (int i = n - 1; i >= 0 && !*version && st == KILN_OK; i--) {
+        json_t *meta = NULL;
+        if (reg_load_version(mdir, v[i], &meta) != KILN_OK) { /* verify reports those */
+            kiln_error_clear();
+            continue;
+        }
+        const char *src = json_string_value(json_object_get(json_object_get(meta, "lineage"), "source"));
+        const char *want = model_sha(meta);
+        if (src && want && !strcmp(src, where)) {
+            uint64_t bytes;
+            if (!sha[0]) st = kiln_file_sha256(where, sha, &bytes);
+            if (st == KILN_OK && !strcmp(sha, want)) *version = v[i];
+        }
+        json_decref(meta);
+    }
+    free(v);
+    return st;
+}
