@@ -79,4 +79,16 @@ if [ "$rc" -ne 0 ] && grep -q "non-finite .* at step [0-9]" "$WORK/nan.log" &&
 else
   fail "non-finite loss: rc=$rc $(cat "$WORK/nan.log")"
 fi
+expect_error "bf16 on the CPU backend" "train.precision=bf16 needs backend.name=cuda" -- \
+  train "$cfg" --set train.precision=bf16
+expect_error "precision not among choices" "train.precision" "fp32|bf16" -- \
+  train "$cfg" --set train.precision=fp16
+# the CUDA backend where no GPU can be used (or kiln was built without it): one clear error
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "not checked here: backend.name=cuda without a GPU (this machine has one)"
+else
+  expect_error "cuda backend without a GPU" 'backend "cuda"' "use backend" -- \
+    train "$cfg" --set backend.name=cuda
+fi
+
 finish

@@ -1,7 +1,9 @@
 /* Shared by the GPU tests: the CUDA backend or a skip (exit 77, which ctest shows as skipped)
  * with the reason, device copies of host arrays, and comparisons of a CUDA result with its
  * CPU twin. Tolerances are relative to the reference's scale: |got - want| <= rtol (|want| +
- * max|want| / 10), so values near zero in a sum of many terms are judged against the terms. */
+ * frac max|want|), so values near zero in a sum of many terms are judged against the terms:
+ * frac 1/10 for fp32; 1 for bf16, whose rounding errors (2^-9 of every operand) grow with the
+ * terms of each sum, not with its result. */
 #ifndef KILN_TEST_GPU_COMMON_H
 #define KILN_TEST_GPU_COMMON_H
 #include "ops_ref.h"
@@ -42,14 +44,20 @@ static float *host_copy_free(const kiln_backend *be, float *dev, size_t n)
 }
 
 /* One CHECK per array: the CUDA result got against the CPU result want. */
-static void check_twin(const char *what, const float *got, const float *want, size_t n,
-                       double rtol)
+static void check_twin_frac(const char *what, const float *got, const float *want, size_t n,
+                            double rtol, double frac)
 {
     double scale = 0.0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
     double *w = to_double(want, n);
-    check_array(what, got, w, n, rtol, rtol * scale / 10.0);
+    check_array(what, got, w, n, rtol, rtol * frac * scale);
     free(w);
+}
+
+static void check_twin(const char *what, const float *got, const float *want, size_t n,
+                       double rtol)
+{
+    check_twin_frac(what, got, want, n, rtol, 0.1);
 }
 
 #endif

@@ -24,7 +24,7 @@ static twin twin_new(const kiln_backend *be, size_t n, float std)
 static void twin_check(const kiln_backend *be, const char *what, twin *t, double rtol)
 {
     float *got = host_copy_free(be, t->d, t->n);
-    check_twin(what, got, t->h, t->n, rtol);
+    check_twin_frac(what, got, t->h, t->n, rtol, be->precision == KILN_PRECISION_BF16 ? 1.0 : 0.1);
     free(got);
     free(t->h);
 }
