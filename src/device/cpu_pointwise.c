@@ -103,7 +103,17 @@ void kiln_cpu_scale(float *x, float s, size_t n, void *stream)
         x[i] *= s;
 }
 
-void kiln_cpu_zero(float *x, size_t n, void *stream) { memset(x, 0, n * sizeof(float)); }
+/* Every thread clears its slice: a whole-model gradient buffer is megabytes, and one thread
+ * alone would leave the others idle. */
+void kiln_cpu_zero(float *x, size_t n, void *stream)
+{
+#pragma omp parallel if (n >= KILN_CPU_PAR_MIN)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        size_t lo = n * (size_t)t / (size_t)nt, hi = n * (size_t)(t + 1) / (size_t)nt;
+        memset(x + lo, 0, (hi - lo) * sizeof(float));
+    }
+}
 
 void kiln_cpu_axpy(float *y, const float *x, float a, size_t n, void *stream)
 {

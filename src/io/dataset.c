@@ -199,9 +199,21 @@ kiln_data_kind kiln_dataset_kind(const kiln_dataset *ds) { return ds->kind; }
 static void gather_classify(const kiln_dataset *ds, const uint64_t *rows, int n, kiln_batch *out)
 {
     size_t D = (size_t)ds->width;
+    /* Shuffled rows are scattered over the whole dataset: ask for all their cache lines first,
+     * so the misses overlap, instead of waiting on each row in turn (this runs on the prefetch
+     * thread, and stalls there take a core from the step) */
     for (int b = 0; b < n; b++) {
         const uint8_t *src = ds->x + rows[b] * D;
-        float *dst = out->x + (size_t)b * D;
+        for (size_t j = 0; j < D; j += 64) __builtin_prefetch(src + j);
+        __builtin_prefetch(src + D - 1);
+        __builtin_prefetch(ds->y + rows[b]);
+    }
+    for (int b = 0; b < n; b++) {
+        const uint8_t *restrict src = ds->x + rows[b] * D;
+        float *restrict dst = out->x + (size_t)b * D;
+        /* restrict: a uint8_t pointer may alias anything, and without it this loop runs one
+         * scalar divide per pixel on the prefetch thread, which competes with the step for a core */
+#pragma omp simd
         for (size_t j = 0; j < D; j++) dst[j] = (float)src[j] / 255.0f;
         out->y[b] = ds->y[rows[b]];
     }

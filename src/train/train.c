@@ -160,10 +160,12 @@ static void teardown(train_run *r)
 
 typedef struct step_result {
     double loss, grad_norm, lr;
+    int grad_norm_known;               /* measured this step (see measure_grad_norm) */
     int64_t units;                     /* samples (mlp) or tokens (gpt) processed */
 } step_result;
 
-static kiln_status nonfinite_error(train_run *r, const char *what, double value)
+/* step: the 1-based step whose loss or gradient was not finite */
+static kiln_status nonfinite_error(train_run *r, const char *what, double value, long step)
 {
     char latest[4096] = "none";
     int found = 0;
@@ -173,7 +175,20 @@ static kiln_status nonfinite_error(train_run *r, const char *what, double value)
     return KILN_ERROR(KILN_ERR_NUMERIC,
                       "non-finite %s (%g) at step %ld; stopping without checkpointing it. "
                       "Last good checkpoint: %s. Lower optim.lr or set optim.grad_clip.",
-                      what, value, r->step + 1, latest);
+                      what, value, step, latest);
+}
+
+/* The gradient norm costs a pass over every gradient. Clipping needs it before the update;
+ * otherwise it is measured only for what reads it (a metrics line, a checkpoint), after the
+ * update, which leaves the gradients untouched. An unmeasured non-finite gradient makes the
+ * next step's loss non-finite, and that stops the run before any checkpoint is written. */
+static kiln_status measure_grad_norm(train_run *r, step_result *s, long step)
+{
+    if (s->grad_norm_known) return KILN_OK;
+    KILN_CHECK(kiln_dp_grad_norm(r->dp, &s->grad_norm));
+    s->grad_norm_known = 1;
+    if (!isfinite(s->grad_norm)) return nonfinite_error(r, "gradient norm", s->grad_norm, step);
+    return KILN_OK;
 }
 
 static kiln_status train_step(train_run *r, step_result *out)
@@ -191,7 +206,7 @@ static kiln_status train_step(train_run *r, step_result *out)
         int64_t targets;
         KILN_CHECK(kiln_loader_next(r->train_loader, &b));
         KILN_CHECK(kiln_model_forward(r->model, b, 1, (uint64_t)r->step, &loss, NULL, &targets));
-        if (!isfinite(loss)) return nonfinite_error(r, "loss", loss);
+        if (!isfinite(loss)) return nonfinite_error(r, "loss", loss, r->step + 1);
         if (micro == r->accum - 1) kiln_dp_begin_backward(r->dp);
         KILN_CHECK(kiln_model_backward(r->model, 1.0f / (float)r->accum));
         sums[0] += loss;
@@ -205,10 +220,13 @@ static kiln_status train_step(train_run *r, step_result *out)
     r->samples_seen += (int64_t)sums[1];
     if (is_lm) r->tokens_seen += (int64_t)sums[2];
     out->units = (int64_t)(is_lm ? sums[2] : sums[1]);
-    KILN_CHECK(kiln_dp_grad_norm(r->dp, &out->grad_norm));
-    if (!isfinite(out->grad_norm)) return nonfinite_error(r, "gradient norm", out->grad_norm);
+    out->grad_norm_known = 0;
+    float clip = 1.0f;
+    if (c->optim.grad_clip > 0) {
+        KILN_CHECK(measure_grad_norm(r, out, r->step + 1));
+        clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
+    }
     out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
-    float clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
     kiln_optim_step(r->optim, r->model, (float)out->lr, clip, (int)r->step + 1);
     KILN_CHECK(kiln_dp_after_update(r->dp));
     KILN_CHECK(be->synchronize(be->stream)); /* a failed GPU kernel of this step */
@@ -302,10 +320,18 @@ static kiln_status train_loop(train_run *r)
         double t0 = kiln_time_s();
         kiln_status st = train_step(r, &s);
         if (st != KILN_OK) { kiln_progress_finish(prog); return st; }
+        int stop;
+        KILN_CHECK(stop_requested(r, &stop));
+        int log_now = c->train.log_every > 0 && (r->step % c->train.log_every == 0 || r->step == total);
+        int periodic_ckpt = c->train.ckpt_every > 0 && r->step % c->train.ckpt_every == 0 &&
+                            r->step < total;
+        /* the final checkpoint comes after the loop */
+        if (log_now || periodic_ckpt || stop || r->step == total)
+            KILN_CHECK(measure_grad_norm(r, &s, r->step));
         tot.train_s += kiln_time_s() - t0;
         tot.units += s.units;
         units_since_log += s.units;
-        if (c->train.log_every > 0 && (r->step % c->train.log_every == 0 || r->step == total)) {
+        if (log_now) {
             log_step(r, &s, units_since_log, kiln_time_s() - t_log);
             units_since_log = 0;
         }
@@ -315,9 +341,7 @@ static kiln_status train_loop(train_run *r)
         eval_result ev;
         if (c->train.eval_every > 0 && r->step % c->train.eval_every == 0 && r->step < total)
             KILN_CHECK(run_eval(r, c->train.eval_batches, &ev));
-        int stop;
-        KILN_CHECK(stop_requested(r, &stop));
-        if (stop || (c->train.ckpt_every > 0 && r->step % c->train.ckpt_every == 0 && r->step < total))
+        if (periodic_ckpt || stop)
             KILN_CHECK(train_save_checkpoint(r));
         if (stop) {
             kiln_progress_finish(prog);
