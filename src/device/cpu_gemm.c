@@ -5,11 +5,25 @@
 
 static CBLAS_TRANSPOSE blas_trans(int trans) { return trans ? CblasTrans : CblasNoTrans; }
 
+/* OpenBLAS threads every GEMM above 2^18 multiply-adds. Below about 2^20 (a classifier head:
+ * 128 x 10 x 512) one thread is faster: waking the team and meeting at its barriers costs more
+ * than the work, and far more when another process holds a core. */
+enum { GEMM_SERIAL_MAX_MACS = 1 << 20 };
+
+static void sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int threads = omp_get_max_threads();
+    int serial = threads > 1 && (double)M * N * K <= GEMM_SERIAL_MAX_MACS;
+    if (serial) omp_set_num_threads(1); /* the OpenMP OpenBLAS sizes its team from this */
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (serial) omp_set_num_threads(threads);
+}
+
 void kiln_cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc, void *stream)
 {
-    cblas_sgemm(CblasRowMajor, blas_trans(trans_a), blas_trans(trans_b), M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
+    sgemm(blas_trans(trans_a), blas_trans(trans_b), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void kiln_cpu_linear_forward(float *out, const float *inp, const float *weight,
@@ -21,8 +35,8 @@ void kiln_cpu_linear_forward(float *out, const float *inp, const float *weight,
         for (int n = 0; n < N; n++)
             memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C,
-                bias ? 1.0f : 0.0f, out, OC);
+    sgemm(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out,
+          OC);
 }
 
 /* dbias += column sums of dout (N,OC). */
@@ -46,11 +60,9 @@ void kiln_cpu_linear_backward(float *dinp, float *dweight, float *dbias, const f
                               void *stream)
 {
     if (dinp) /* dinp (N,C) += dout (N,OC) @ weight (OC,C) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight,
-                    C, 1.0f, dinp, C);
+        sgemm(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     /* dweight (OC,C) += dout^T (OC,N) @ inp (N,C) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                dweight, C);
+    sgemm(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias)
         colsum_accumulate(dbias, dout, N, OC);
 }

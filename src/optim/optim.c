@@ -67,27 +67,46 @@ void kiln_optim_free(kiln_optim *o)
     free(o);
 }
 
-void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, int t)
+/* One update over [a, b) of the flat buffers, all with weight decay wd. */
+static void update_range(kiln_optim *o, kiln_model *m, size_t a, size_t b, float wd, float lr,
+                         float grad_scale, int t)
 {
     const kiln_ops *op = &o->be->ops;
-    float *p = kiln_model_params(m), *g = kiln_model_grads(m);
     const kiln_optim_config *c = &o->cfg;
+    float *p = kiln_model_params(m) + a, *g = kiln_model_grads(m) + a;
+    size_t n = b - a, s = a - o->lo;
+    if (o->kind == OPT_ADAMW)
+        op->adamw_update(p, o->state[0] + s, o->state[1] + s, g, n, lr, (float)c->beta1,
+                         (float)c->beta2, (float)c->eps, wd, grad_scale, t, o->be->stream);
+    else
+        op->sgd_update(p, o->state[0] + s, g, n, lr, (float)c->momentum, wd, grad_scale,
+                       o->be->stream);
+}
+
+/* Tensors are adjacent in the flat buffer, so a run of them with the same weight decay is one
+ * update: one pass (and one thread team) instead of one per tensor, most of them tiny biases. */
+void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, int t)
+{
+    size_t run_a = 0, run_b = 0;
+    float run_wd = 0.0f;
     for (int i = 0; i < kiln_model_num_tensors(m); i++) {
         const kiln_tensor_info *ti = kiln_model_tensor(m, i);
         /* the part of this tensor inside the optimizer's range */
         size_t a = ti->offset > o->lo ? ti->offset : o->lo;
         size_t b = ti->offset + ti->numel < o->hi ? ti->offset + ti->numel : o->hi;
         if (a >= b) continue;
-        size_t n = b - a, s = a - o->lo;
-        float wd = ti->decay ? (float)c->weight_decay : 0.0f;
-        if (o->kind == OPT_ADAMW)
-            op->adamw_update(p + a, o->state[0] + s, o->state[1] + s, g + a, n, lr,
-                             (float)c->beta1, (float)c->beta2, (float)c->eps, wd, grad_scale, t,
-                             o->be->stream);
-        else
-            op->sgd_update(p + a, o->state[0] + s, g + a, n, lr, (float)c->momentum, wd, grad_scale,
-                           o->be->stream);
+        float wd = ti->decay ? (float)o->cfg.weight_decay : 0.0f;
+        if (run_b > run_a && (wd != run_wd || a != run_b)) {
+            update_range(o, m, run_a, run_b, run_wd, lr, grad_scale, t);
+            run_a = run_b;
+        }
+        if (run_b == run_a) {
+            run_a = a;
+            run_wd = wd;
+        }
+        run_b = b;
     }
+    if (run_b > run_a) update_range(o, m, run_a, run_b, run_wd, lr, grad_scale, t);
 }
 
 int kiln_optim_num_states(const kiln_optim *o) { return o->n_states; }
