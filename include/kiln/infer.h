@@ -21,7 +21,8 @@ typedef struct kiln_model_source {
 
 /* Rebuild the model a checkpoint (path or registry URI, resolved against registry root) holds:
  * the architecture from its config attribute, the input width and outputs from its tensors,
- * then its parameters, for forwards of up to max_batch rows. cfg (may be NULL) receives the
+ * then its parameters, for forwards of up to max_batch rows (<= 0: 1024 rows for the MLP, 32
+ * sequences for the GPT). cfg (may be NULL) receives the
  * checkpoint's config. Errors name the argument and what is wrong with it. */
 kiln_status kiln_model_open(const char *root, const char *path_or_uri, const kiln_backend *be,
                             int max_batch, kiln_model **model, kiln_train_config *cfg,
@@ -52,5 +53,49 @@ typedef struct kiln_eval_opts {
 /* `kiln eval`: prints one line and (rank 0) writes {"model", "version", "input", "split",
  * "loss", "accuracy", "targets", ...} to output. */
 kiln_status kiln_eval_run(const kiln_eval_opts *o);
+
+/* `kiln infer` config (schema: src/infer/infer_config.c; `kiln infer --help-config`). */
+typedef struct kiln_infer_config {
+    struct {
+        kiln_cfg_str dataset;       /* input dataset; "" = x (classifier) or tokens (GPT) */
+        int batch;                  /* rows per forward; 0 = 1024 (classifier) or 32 (GPT) */
+        int chunk_rows;             /* rows per chunk: the unit of work, progress and HDF5 chunk */
+        int top_k;                  /* top classes (next tokens) written per row; 0 = none */
+        int probs;                  /* classifier: write every class probability */
+        kiln_cfg_str embed;         /* a model output written as embeddings; "" = none */
+        kiln_cfg_str pool;          /* GPT embeddings over a sequence: mean | last */
+        int threads;                /* 0 = this rank's cores */
+        int register_scores;        /* add the output to the model's registry version */
+        double progress_interval;
+    } infer;
+    struct {
+        kiln_cfg_str name;          /* "cpu" | "cuda" */
+    } backend;
+    struct {
+        int bind;
+        int cores_per_rank;
+    } placement;
+    struct {
+        kiln_cfg_str path;          /* registry root; "" = $KILN_REGISTRY, else ./registry */
+    } registry;
+} kiln_infer_config;
+
+extern const kiln_cfg_schema kiln_infer_schema;
+
+typedef struct kiln_infer_opts {
+    const char *config_path;        /* NULL: defaults and overrides only */
+    const char *const *overrides;
+    int n_overrides;
+    const char *model;              /* checkpoint path or registry URI */
+    const char *input;              /* HDF5 file with the rows to score */
+    const char *output;             /* HDF5 file to write (OUTPUT.partial until complete) */
+    kiln_comm *comm;
+} kiln_infer_opts;
+
+/* `kiln infer`: every rank takes its share of the input's chunks and writes them into one
+ * preallocated output with collective parallel-HDF5 writes; which chunks are done is durable
+ * in the output, so rerunning after a crash or kill does only the missing ones. Input errors
+ * (width, model, alias) are found before any output exists. See docs/infer.md. */
+kiln_status kiln_infer_run(const kiln_infer_opts *o);
 
 #endif

@@ -48,11 +48,16 @@ kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_ou
                               int max_batch, const kiln_backend *be, uint64_t seed,
                               kiln_model **out);
 void kiln_model_free(kiln_model *m);
+/* A second model of the same architecture and size with a copy of m's parameters (its own
+ * activations and gradients): inference runs one per thread. */
+kiln_status kiln_model_clone(kiln_model *m, kiln_model **out);
 
 kiln_data_kind kiln_model_data_kind(const kiln_model *m);
 /* Input width (MLP) or context length T (GPT); classes (MLP) or vocabulary (GPT). */
 int kiln_model_in_dim(const kiln_model *m);
 int kiln_model_n_out(const kiln_model *m);
+/* Rows (MLP) or sequences (GPT) one forward can take. */
+int kiln_model_max_batch(const kiln_model *m);
 size_t kiln_model_num_params(const kiln_model *m);
 float *kiln_model_params(kiln_model *m);
 float *kiln_model_grads(kiln_model *m);
@@ -83,6 +88,14 @@ kiln_status kiln_model_load_checkpoint(kiln_model *m, const char *path);
 /* Class probabilities (MLP: (B, n_out)) of the last forward, for inference; in the backend's
  * memory (device memory on a GPU). */
 const float *kiln_model_probs(const kiln_model *m);
+
+/* An output of the last forward, in the backend's memory, row-major (B, P, width) with P = 1
+ * for the MLP and T for the GPT: "probs", "loss" (per target; 0 where none), or a layer: MLP
+ * "fc<i>" (linear outputs, the last being the logits) and "gelu<i>" (hidden activations); GPT
+ * "embed", "h<l>" (block outputs), "lnf", "logits". Valid (and sized) from model creation on,
+ * so a name can be checked before any forward; an unknown one is KILN_ERR_ARG listing them. */
+kiln_status kiln_model_output(const kiln_model *m, const char *name, const float **buf,
+                              int *width);
 
 /* The parameters as host memory: the flat buffer itself on the CPU backend; on a GPU a host
  * mirror, brought up to date by kiln_model_params_to_host and copied back by

@@ -83,7 +83,8 @@ kiln_status kiln_registry_register(const char *root, const char *name,
  * after registering but before noting it register exactly once when rerun. */
 kiln_status kiln_registry_find_source(const char *root, const char *name, const char *source,
                                       int64_t *version);
-/* Add one artifact to an existing version (e.g. batch scores made with it). */
+/* Add one artifact to an existing version (e.g. batch scores made with it). Adding the same
+ * name with the same bytes again changes nothing; the same name with other bytes is an error. */
 kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64_t version,
                                        const kiln_registry_artifact *artifact);
 /* Point alias at version (which must exist), or remove it when version is 0. Logged in the

@@ -10,6 +10,7 @@ int kiln_cmd_ckpt(int argc, char **argv);
 int kiln_cmd_topo(int argc, char **argv);
 int kiln_cmd_registry(int argc, char **argv);
 int kiln_cmd_eval(int argc, char **argv);
+int kiln_cmd_infer(int argc, char **argv);
 
 /* Print the recorded error ("kiln <cmd>: error: ...", traceback with KILN_LOG=debug) and
  * return the exit code for status st. */

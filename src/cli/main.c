@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "                      turn raw data into kiln's HDF5 datasets\n"
             "  ckpt inspect FILE   summarise a checkpoint (tensors, counters, config)\n"
             "  ckpt verify FILE    check a checkpoint's checksums\n"
+            "  infer --model PATH|URI --input IN.h5 --output OUT.h5 [--set key=value ...]\n"
+            "                      batch scoring on many ranks, resumable exactly once\n"
             "  eval --model PATH|URI --input DATA.h5 [--split S] [--output R.json]\n"
             "                      loss and accuracy of a model on a dataset split\n"
             "  registry ls|show|register|alias|history|diff|verify|gc ...\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "topo")) return kiln_cmd_topo(argc - 1, argv + 1);
     if (!strcmp(cmd, "registry")) return kiln_cmd_registry(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return kiln_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "infer")) return kiln_cmd_infer(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;

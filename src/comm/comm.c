@@ -3,6 +3,7 @@
  * pipeline stages outermost: ranks r and r + dp hold the same data-parallel slot in
  * neighbouring stages. */
 #include "kiln/comm.h"
+#include "kiln/comm_mpi.h"
 #include <mpi.h>
 #include <stdlib.h>
 #include "nccl.h"
@@ -37,6 +38,8 @@ static MPI_Comm axis_comm(const kiln_comm *c, kiln_axis axis)
 {
     return axis == KILN_AXIS_DP ? c->dp : axis == KILN_AXIS_PP ? c->pp : c->world;
 }
+
+MPI_Comm kiln_comm_mpi(const kiln_comm *c, kiln_axis axis) { return axis_comm(c, axis); }
 
 kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out)
 {

@@ -76,6 +76,7 @@ kiln_status kiln_model_open(const char *root, const char *path_or_uri, const kil
     if (st == KILN_OK) st = read_layout(src->path, c, &in_dim, &n_out);
     if (st == KILN_OK) {
         c->model.recompute = 1; /* no backward: one set of block activations is enough */
+        if (max_batch <= 0) max_batch = strcmp(c->model.kind, "gpt") ? 1024 : 32;
         st = kiln_model_create(&c->model, in_dim, n_out, max_batch, be, 0, model);
     }
     if (st == KILN_OK) st = kiln_model_load_checkpoint(*model, src->path);

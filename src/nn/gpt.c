@@ -214,7 +214,32 @@ static void gpt_free(kiln_model *m)
     m->impl = NULL;
 }
 
-static const kiln_model_vtable gpt_vtable = {gpt_forward, gpt_backward, gpt_free};
+/* Per position: "embed" (token + position embedding), "h<l>" (block l's output), "lnf" (after
+ * the final LayerNorm), "logits", "probs", "loss". */
+static const float *gpt_output(const kiln_model *m, const char *name, int *width)
+{
+    const gpt_state *s = m->impl;
+    int l, end = 0;
+    *width = s->C;
+    if (!strcmp(name, "embed")) return s->res[0];
+    if (!strcmp(name, "lnf")) return s->lnf;
+    if (sscanf(name, "h%d%n", &l, &end) == 1 && !name[end] && l >= 0 && l < s->L) return s->res[l + 1];
+    *width = s->V;
+    if (!strcmp(name, "logits")) return s->logits;
+    if (!strcmp(name, "probs")) return s->probs;
+    *width = 1;
+    if (!strcmp(name, "loss")) return s->losses;
+    return NULL;
+}
+
+static void gpt_output_names(const kiln_model *m, char *buf, size_t len)
+{
+    const gpt_state *s = m->impl;
+    snprintf(buf, len, "embed, h0..h%d (block outputs), lnf, logits, probs, loss", s->L - 1);
+}
+
+static const kiln_model_vtable gpt_vtable = {gpt_forward, gpt_backward, gpt_free, gpt_output,
+                                             gpt_output_names};
 
 static void gpt_layout(kiln_model *m, gpt_state *s)
 {

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "kiln/rng.h"
 #include "model_impl.h"
 
@@ -110,7 +111,33 @@ static void mlp_free(kiln_model *m)
     m->impl = NULL;
 }
 
-static const kiln_model_vtable mlp_vtable = {mlp_forward, mlp_backward, mlp_free};
+/* "fc<i>": linear layer i's output (the last is the logits); "gelu<i>": hidden activations. */
+static const float *mlp_output(const kiln_model *m, const char *name, int *width)
+{
+    const mlp_state *s = m->impl;
+    int i, end = 0;
+    if (!strcmp(name, "probs")) return *width = m->n_out, s->probs;
+    if (!strcmp(name, "loss")) return *width = 1, s->losses;
+    if (sscanf(name, "fc%d%n", &i, &end) == 1 && !name[end] && i >= 0 && i < s->n_layers)
+        return *width = s->width[i + 1], s->pre[i];
+    if (sscanf(name, "gelu%d%n", &i, &end) == 1 && !name[end] && i >= 0 && i < s->n_layers - 1)
+        return *width = s->width[i + 1], s->post[i];
+    return NULL;
+}
+
+static void mlp_output_names(const kiln_model *m, char *buf, size_t len)
+{
+    const mlp_state *s = m->impl;
+    snprintf(buf, len, "probs, loss, fc0..fc%d (linear outputs; fc%d = logits)", s->n_layers - 1,
+             s->n_layers - 1);
+    if (s->n_layers > 1) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, ", gelu0..gelu%d (hidden activations)", s->n_layers - 2);
+    }
+}
+
+static const kiln_model_vtable mlp_vtable = {mlp_forward, mlp_backward, mlp_free, mlp_output,
+                                             mlp_output_names};
 
 static void mlp_layout(kiln_model *m, mlp_state *s)
 {

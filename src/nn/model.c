@@ -86,6 +86,21 @@ kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_ou
     return KILN_OK;
 }
 
+kiln_status kiln_model_clone(kiln_model *m, kiln_model **out)
+{
+    KILN_CHECK(kiln_model_create(&m->cfg, m->in_dim, m->n_out, m->max_batch, m->be, m->seed, out));
+    kiln_status st = kiln_model_params_to_host(m);
+    if (st == KILN_OK) {
+        memcpy(kiln_model_host_params(*out), kiln_model_host_params(m), m->n_params * sizeof(float));
+        st = kiln_model_params_to_device(*out);
+    }
+    if (st != KILN_OK) {
+        kiln_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 void kiln_model_free(kiln_model *m)
 {
     if (!m) return;
@@ -103,6 +118,7 @@ int kiln_model_in_dim(const kiln_model *m)
     return m->data_kind == KILN_DATA_LM ? m->cfg.block_size : m->in_dim;
 }
 int kiln_model_n_out(const kiln_model *m) { return m->n_out; }
+int kiln_model_max_batch(const kiln_model *m) { return m->max_batch; }
 float *kiln_model_params(kiln_model *m) { return m->params; }
 float *kiln_model_grads(kiln_model *m) { return m->grads; }
 int kiln_model_num_tensors(const kiln_model *m) { return m->n_tensors; }
@@ -111,6 +127,17 @@ int kiln_model_num_blocks(const kiln_model *m) { return m->n_blocks; }
 const kiln_block_info *kiln_model_block(const kiln_model *m, int i) { return &m->blocks[i]; }
 double kiln_model_train_flops_per_unit(const kiln_model *m) { return m->flops_per_unit; }
 const float *kiln_model_probs(const kiln_model *m) { return m->probs; }
+
+kiln_status kiln_model_output(const kiln_model *m, const char *name, const float **buf,
+                              int *width)
+{
+    *buf = m->vt->output(m, name, width);
+    if (*buf) return KILN_OK;
+    char names[512];
+    m->vt->output_names(m, names, sizeof names);
+    return KILN_ERROR(KILN_ERR_ARG, "the %s model has no output '%s'; it has: %s", m->cfg.kind,
+                      name, names);
+}
 
 kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
                                float *loss, int64_t *n_correct, int64_t *n_targets)

@@ -12,6 +12,10 @@ typedef struct kiln_model_vtable {
     /* target_scale = loss_scale / scored targets: the gradient of each target's loss */
     kiln_status (*backward)(kiln_model *m, float target_scale);
     void (*free_impl)(kiln_model *m);
+    /* The buffer of output `name` (see kiln_model_output) and its width per position, or NULL
+     * when there is none; names lists them all (for messages). */
+    const float *(*output)(const kiln_model *m, const char *name, int *width);
+    void (*output_names)(const kiln_model *m, char *buf, size_t len);
 } kiln_model_vtable;
 
 struct kiln_model {

@@ -218,6 +218,32 @@ kiln_status kiln_registry_register(const char *root, const char *name,
     return st;
 }
 
+/* *same = 1 when the version holds an artifact of that name with the file's bytes already (a
+ * rerun adding it again); another artifact of that name is an error. */
+static kiln_status already_there(json_t *records, const kiln_registry_artifact *a,
+                                 const char *model, int64_t version, int *same)
+{
+    char buf[PATH_MAX], sha[KILN_SHA256_HEX];
+    const char *name = artifact_name(a, buf, sizeof buf);
+    size_t i;
+    json_t *rec;
+    *same = 0;
+    json_array_foreach(records, i, rec)
+    {
+        if (strcmp(json_string_value(json_object_get(rec, "name")) ?: "", name)) continue;
+        uint64_t bytes;
+        KILN_CHECK(kiln_file_sha256(a->path, sha, &bytes));
+        const char *have = json_string_value(json_object_get(rec, "sha256")) ?: "";
+        if (strcmp(have, sha))
+            return KILN_ERROR(KILN_ERR_ARG, "version %" PRId64 " of model '%s' already has an "
+                              "artifact '%s' with other bytes (sha256 %.16s..., this file's "
+                              "%.16s...); give this one another name", version, model, name,
+                              have, sha);
+        *same = 1;
+    }
+    return KILN_OK;
+}
+
 kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64_t version,
                                        const kiln_registry_artifact *artifact)
 {
@@ -232,9 +258,11 @@ kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64
     json_t *records = meta ? json_object_get(meta, "artifacts") : NULL;
     if (st == KILN_OK && !json_is_array(records))
         st = KILN_ERROR(KILN_ERR_DATA, "registry file '%s' has no artifacts list", path);
-    if (st == KILN_OK) st = stage_artifact(vdir, artifact, records);
-    if (st == KILN_OK) st = reg_json_save(path, meta);
-    if (st == KILN_OK) {
+    int same = 0;
+    if (st == KILN_OK) st = already_there(records, artifact, name, version, &same);
+    if (st == KILN_OK && !same) st = stage_artifact(vdir, artifact, records);
+    if (st == KILN_OK && !same) st = reg_json_save(path, meta);
+    if (st == KILN_OK && !same) {
         char buf[PATH_MAX];
         st = reg_history_append(mdir, "artifact",
                                 json_pack("{s:I, s:s}", "version", (json_int_t)version, "artifact",

@@ -1,0 +1,39 @@
+/* The schema of `kiln infer` configs: every key, its type, default and meaning (also what
+ * `kiln infer --help-config` prints). */
+#include <stddef.h>
+#include "kiln/infer.h"
+
+#define K(path, type, field, def, choices, help) \
+    {path, type, offsetof(kiln_infer_config, field), def, choices, help}
+
+static const kiln_cfg_key infer_keys[] = {
+    K("infer.dataset", KILN_CFG_STRING, infer.dataset, "", NULL,
+      "input dataset: [N,D] uint8 (scaled by 1/255 as in training) or float32 for a classifier, "
+      "[N,W] integer tokens (2 <= W <= block_size) for the GPT; empty: x or tokens"),
+    K("infer.batch", KILN_CFG_INT, infer.batch, "0", NULL,
+      "rows per forward pass, each on one thread (0 = 1024 for a classifier, 32 for the GPT)"),
+    K("infer.chunk_rows", KILN_CFG_INT, infer.chunk_rows, "16384", NULL,
+      "rows per chunk: the unit ranks share, progress is recorded in, and HDF5 chunks hold"),
+    K("infer.top_k", KILN_CFG_INT, infer.top_k, "5", NULL,
+      "classes (classifier) or next tokens (GPT) written per row with their probabilities; 0 = none"),
+    K("infer.probs", KILN_CFG_BOOL, infer.probs, "true", NULL,
+      "classifier: write every class probability (dataset probs)"),
+    K("infer.embed", KILN_CFG_STRING, infer.embed, "", NULL,
+      "write this model output as embeddings (MLP: fc<i>, gelu<i>; GPT: embed, h<l>, lnf); empty = none"),
+    K("infer.pool", KILN_CFG_STRING, infer.pool, "mean", "mean|last",
+      "GPT embeddings: mean over the sequence's positions, or its last position"),
+    K("infer.threads", KILN_CFG_INT, infer.threads, "0", NULL, "CPU threads per rank (0 = its cores)"),
+    K("infer.register", KILN_CFG_BOOL, infer.register_scores, "false", NULL,
+      "add the finished output to the model's registry version as a batch_scores artifact"),
+    K("infer.progress_interval", KILN_CFG_FLOAT, infer.progress_interval, "10", NULL,
+      "seconds between progress lines when stderr is not a terminal"),
+    K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
+    K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
+      "bind each rank to its share of the node's cores"),
+    K("placement.cores_per_rank", KILN_CFG_INT, placement.cores_per_rank, "0", NULL,
+      "cores per rank; 0 = the node's cores split evenly among its ranks"),
+    K("registry.path", KILN_CFG_STRING, registry.path, "", NULL,
+      "model registry root (empty: $KILN_REGISTRY, else ./registry)"),
+};
+
+const kiln_cfg_schema kiln_infer_schema = {"infer", infer_keys, sizeof infer_keys / sizeof infer_keys[0]};
