@@ -1,20 +1,17 @@
 // Optimizer updates and the gradient-norm reduction on the GPU, over a range of a flat
-// buffer, with the formulas of src/device/cpu_optim.c (AdamW as torch.optim.AdamW).
+// buffer. The per-element formulas are the CPU's (src/optim/update_rules.h).
 #include "common.cuh"
+#include "../src/optim/update_rules.h"
 
 __global__ void adamw_kernel(float *params, float *m, float *v, const float *grads, size_t n,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
-                             float grad_scale, float inv_bc1, float inv_sqrt_bc2)
+                             kiln_adamw_step s)
 {
     KILN_GRID_STRIDE(i, n)
     {
-        float g = grads[i] * grad_scale;
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        float mi = m[i], vi = v[i];
+        params[i] = kiln_adamw_update_one(params[i], grads[i], &mi, &vi, s);
         m[i] = mi;
         v[i] = vi;
-        float step = (mi * inv_bc1) / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-        params[i] -= lr * (step + weight_decay * params[i]);
     }
 }
 
@@ -23,9 +20,10 @@ __global__ void sgd_kernel(float *params, float *momentum_buf, const float *grad
 {
     KILN_GRID_STRIDE(i, n)
     {
-        float buf = momentum * momentum_buf[i] + grads[i] * grad_scale + weight_decay * params[i];
+        float buf = momentum_buf[i];
+        params[i] = kiln_sgd_update_one(params[i], grads[i], &buf, lr, momentum, weight_decay,
+                                        grad_scale);
         momentum_buf[i] = buf;
-        params[i] -= lr * buf;
     }
 }
 
@@ -61,12 +59,8 @@ void kiln_cuda_adamw_update(float *params, float *m, float *v, const float *grad
                             float grad_scale, int t, void *stream)
 {
     if (n == 0) return;
-    // the bias corrections exactly as the CPU computes them, in double then rounded
-    float inv_bc1 = (float)(1.0 / (1.0 - pow(beta1, t)));
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, t)));
-    adamw_kernel<<<kiln_grid(n), KILN_THREADS, 0, kiln_stream(stream)>>>(
-        params, m, v, grads, n, lr, beta1, beta2, eps, weight_decay, grad_scale, inv_bc1,
-        inv_sqrt_bc2);
+    kiln_adamw_step s = kiln_adamw_step_at(lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    adamw_kernel<<<kiln_grid(n), KILN_THREADS, 0, kiln_stream(stream)>>>(params, m, v, grads, n, s);
     KILN_CUDA_LAUNCHED("adamw_kernel");
 }
 

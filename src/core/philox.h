@@ -5,12 +5,7 @@
 #ifndef KILN_CORE_PHILOX_H
 #define KILN_CORE_PHILOX_H
 #include <stdint.h>
-
-#ifdef __CUDACC__
-#define KILN_HOST_DEVICE __host__ __device__
-#else
-#define KILN_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 static inline KILN_HOST_DEVICE void kiln_philox_rounds(uint64_t key, uint64_t ctr_hi,
                                                        uint64_t ctr_lo, uint32_t out[4])

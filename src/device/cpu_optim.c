@@ -2,27 +2,19 @@
  * parameter buffer (ZeRO hands each rank its own shard). */
 #include <math.h>
 #include "cpu_ops.h"
+#include "../optim/update_rules.h"
 
-/* Loshchilov & Hutter's AdamW, as torch.optim.AdamW: the decay term uses the parameter from
- * before this step's update, and is not scaled by the bias corrections. */
+/* The per-element formulas are src/optim/update_rules.h, shared with the CUDA kernels. */
 void kiln_cpu_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                            float lr, float beta1, float beta2, float eps, float weight_decay,
                            float grad_scale, int t, void *stream)
 {
-    /* bias corrections as factors hoisted out of the loop: one divide and one square root per
-     * element instead of three divides (divides, not memory, bound this loop) */
-    float inv_bc1 = (float)(1.0 / (1.0 - pow(beta1, t)));
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, t)));
-#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i] * grad_scale;
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        float step = (mi * inv_bc1) / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-        params[i] -= lr * (step + weight_decay * params[i]);
-    }
+    kiln_adamw_step s = kiln_adamw_step_at(lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    /* firstprivate: each thread's own copy of s cannot alias the arrays, so its fields stay in
+     * registers for the whole loop */
+#pragma omp parallel for simd schedule(static) firstprivate(s) if (parallel: n >= KILN_CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        params[i] = kiln_adamw_update_one(params[i], grads[i], &m[i], &v[i], s);
 }
 
 void kiln_cpu_sgd_update(float *params, float *momentum_buf, const float *grads, size_t n,
@@ -30,11 +22,9 @@ void kiln_cpu_sgd_update(float *params, float *momentum_buf, const float *grads,
                          void *stream)
 {
 #pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float buf = momentum * momentum_buf[i] + grads[i] * grad_scale + weight_decay * params[i];
-        momentum_buf[i] = buf;
-        params[i] -= lr * buf;
-    }
+    for (size_t i = 0; i < n; i++)
+        params[i] = kiln_sgd_update_one(params[i], grads[i], &momentum_buf[i], lr, momentum,
+                                        weight_decay, grad_scale);
 }
 
 /* Fixed-size blocks are each summed alone and then added in index order, so the result is
