@@ -5,6 +5,7 @@
  *   backward  dinp (N,C) += dout (N,OC) @ W (OC,C) sgemm(NoTrans, NoTrans)  (not for the input layer)
  *             dW (OC,C)  += dout^T @ inp           sgemm(Trans, NoTrans)
  * Each layer has its own buffers, as in training, so no layer finds another's operands in cache.
+ * --forward times the forward GEMMs alone: the limit of inference (bench/infer_bench.sh).
  * Prints one JSON object on stdout. */
 #include <cblas.h>
 #include <stdio.h>
@@ -28,11 +29,13 @@ typedef struct model_gemms {
     linear_gemms lin[MAX_LINEARS];
 } model_gemms;
 
+static int forward_only; /* --forward: no backward GEMMs */
+
 static void die(const char *msg, const char *arg)
 {
     fprintf(stderr, "kiln_bench_gemm: %s%s\n"
             "usage: kiln_bench_gemm [--threads N] [--seconds S] [--mlp B,IN,H1,...,OUT] "
-            "[--gpt B,L,C,T,V]\n"
+            "[--gpt B,L,C,T,V] [--forward]\n"
             "  defaults: --mlp 128,784,512,512,10  --gpt 16,4,256,128,256\n", msg, arg);
     exit(2);
 }
@@ -114,8 +117,9 @@ static double pass_flops(const model_gemms *m, int *calls)
     *calls = 0;
     for (int i = 0; i < m->n; i++) {
         const linear_gemms *l = &m->lin[i];
-        *calls += 2 + l->has_dinp;
-        f += 2.0 * l->N * l->C * l->OC * (2 + l->has_dinp);
+        int gemms = forward_only ? 1 : 2 + l->has_dinp;
+        *calls += gemms;
+        f += 2.0 * l->N * l->C * l->OC * gemms;
     }
     return f;
 }
@@ -129,7 +133,7 @@ static void run_pass(model_gemms *m)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->N, l->OC, l->C, 1.0f, l->inp,
                     l->C, l->w, l->C, 1.0f, l->out, l->OC);
     }
-    for (int i = m->n - 1; i >= 0; i--) {
+    for (int i = m->n - 1; i >= 0 && !forward_only; i--) {
         linear_gemms *l = &m->lin[i];
         if (l->has_dinp)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->N, l->C, l->OC, 1.0f,
@@ -169,6 +173,10 @@ int main(int argc, char **argv)
     double seconds = 1.0;
     const char *mlp_arg = "128,784,512,512,10", *gpt_arg = "16,4,256,128,256";
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--forward")) {
+            forward_only = 1;
+            continue;
+        }
         if (i + 1 == argc) die("missing value after ", argv[i]);
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
@@ -184,8 +192,8 @@ int main(int argc, char **argv)
     build_mlp(&models[0], mlp, n_mlp);
     build_gpt(&models[1], gpt, n_gpt);
     int used = kiln_threads_set(threads);
-    printf("{\n  \"threads\": %d,\n  \"openblas\": \"%s\",\n  \"openblas_parallel\": \"%s\",\n"
-           "  \"models\": {\n", used, openblas_get_config(),
+    printf("{\n  \"forward_only\": %s,\n  \"threads\": %d,\n  \"openblas\": \"%s\",\n  \"openblas_parallel\": \"%s\",\n"
+           "  \"models\": {\n", forward_only ? "true" : "false", used, openblas_get_config(),
            (const char *[]){"sequential", "pthread", "openmp"}[openblas_get_parallel() % 3]);
     for (int i = 0; i < 2; i++) {
         measure_and_print(&models[i], seconds, i == 1);
