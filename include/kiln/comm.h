@@ -30,6 +30,11 @@ kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, s
 /* Non-blocking in-place float sum; *req must later be waited. */
 kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
                                      kiln_comm_request **req);
+/* Non-blocking, in place: buf holds the sum of counts elements, rank r's slice at the sum of
+ * the counts before it. Once req has been waited, this rank's slice holds the sum over ranks of
+ * their buf's copy of it (the rest of buf is undefined). */
+kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *buf,
+                                          const int *counts, kiln_comm_request **req);
 /* Let outstanding requests progress (MPI has no progress thread by default); *done = 1 when
  * req completed. */
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done);

@@ -38,6 +38,9 @@ typedef struct kiln_tensor_info {
 
 typedef struct kiln_block_info {
     size_t offset, numel;       /* parameter range of the block */
+    int reused;                 /* read again after the last block (the GPT's LM head reads the
+                                 * tied embedding): backward accumulates into its gradients from
+                                 * its start, not only when it reaches the block */
 } kiln_block_info;
 
 typedef struct kiln_model kiln_model;
@@ -59,6 +62,7 @@ int kiln_model_n_out(const kiln_model *m);
 /* Rows (MLP) or sequences (GPT) one forward can take. */
 int kiln_model_max_batch(const kiln_model *m);
 size_t kiln_model_num_params(const kiln_model *m);
+/* The flat buffers (n_params floats each; NULL once ZeRO freed them, see below). */
 float *kiln_model_params(kiln_model *m);
 float *kiln_model_grads(kiln_model *m);
 int kiln_model_num_tensors(const kiln_model *m);
@@ -72,14 +76,38 @@ double kiln_model_train_flops_per_unit(const kiln_model *m);
  * over targets; *n_correct (may be NULL) counts top-1 hits; *n_targets counts scored targets. */
 kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
                                float *loss, int64_t *n_correct, int64_t *n_targets);
-/* Backward of the last forward; gradients accumulate into the flat gradient buffer,
+/* Backward of the last forward; gradients accumulate (+=) into each block's gradients,
  * scaled by loss_scale (1/micro-batches for gradient accumulation). */
 kiln_status kiln_model_backward(kiln_model *m, float loss_scale);
-/* Called during backward with each block whose parameter gradients are final, in the order
- * backward finishes them (last block first), so data parallelism can start reducing a bucket
- * while backward goes on. NULL removes the hook. */
-typedef void (*kiln_block_done_fn)(void *ctx, int block);
-void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx);
+/* Where each block's parameters and gradients are, and when they are used.
+ *
+ * By default a block's parameters and gradients are its range of the flat buffers. ZeRO moves
+ * them (a gathered copy of a sharded block's parameters, a bucket buffer for its gradients):
+ * the architectures read every pointer through kiln_model_param/kiln_model_grad and announce
+ * each use of a block to the hooks below, so that the storage can be put in place just before
+ * a use and released after it. Forward calls begin and end around each use of a block; backward
+ * calls begin before it reads a block's parameters or adds to its gradients, end when it no
+ * longer reads the parameters but will add to the gradients again (a tied weight), and done
+ * when the block's gradients are final (last block first), which also ends the use. A block
+ * that is `reused` is begun twice in forward and its gradients grow from the start of backward
+ * until its done. A failing hook makes kiln_model_forward/backward return its status. */
+typedef enum { KILN_PASS_FORWARD, KILN_PASS_BACKWARD } kiln_pass;
+typedef struct kiln_block_hooks {
+    void *ctx;
+    kiln_status (*begin)(void *ctx, int block, kiln_pass pass);
+    kiln_status (*end)(void *ctx, int block, kiln_pass pass);
+    kiln_status (*done)(void *ctx, int block);
+} kiln_block_hooks;
+/* hooks is copied; NULL removes them. */
+void kiln_model_set_block_hooks(kiln_model *m, const kiln_block_hooks *hooks);
+/* Block b's parameters (gradients) are now at p: element k is flat parameter offset + k. NULL
+ * marks them absent (using them then is a bug that crashes). */
+void kiln_model_set_block_params(kiln_model *m, int block, float *p);
+void kiln_model_set_block_grads(kiln_model *m, int block, float *g);
+/* Frees the flat gradient (parameter) buffer once ZeRO keeps them elsewhere; every block's
+ * pointer becomes NULL until set, and kiln_model_grads (kiln_model_params) returns NULL. */
+void kiln_model_free_flat_grads(kiln_model *m);
+void kiln_model_free_flat_params(kiln_model *m);
 
 /* Replace the parameters with model/<tensor> of a checkpoint (shapes checked, the
  * checkpoint's checksums verified); optimizer state and counters are not read. */

@@ -1,11 +1,13 @@
-/* Data parallelism: gradients averaged across the dp axis by all-reduce over buckets of the
- * flat gradient buffer, each launched as soon as backward has finished the blocks it covers,
- * so communication overlaps the rest of backward.
+/* Data parallelism: gradients averaged across the dp axis over buckets of whole blocks, each
+ * reduced as soon as backward has finished the blocks it covers, so communication overlaps the
+ * rest of backward.
  *
- * ZeRO stage 1 shards the optimizer state: rank r of the dp axis owns the flat parameter range
- * [n*r/dp, n*(r+1)/dp). Gradients are reduce-scattered so each rank gets the averaged gradient
- * of its range, updates that range with its share of the optimizer state, and an all-gather
- * gives every rank the new parameters. Stages 2 and 3 are not built yet. */
+ * ZeRO: rank r of the dp axis owns the flat parameter range [n*r/dp, n*(r+1)/dp).
+ * Stage 1 shards the optimizer state: gradients are reduce-scattered so each rank gets the
+ * averaged gradient of its range, updates that range with its share of the optimizer state,
+ * and an all-gather gives every rank the new parameters. Stage 2 also keeps only the own shard
+ * of the gradients: a bucket's gradients live in a staging buffer only while backward fills it
+ * and its reduce-scatter runs. */
 #ifndef KILN_PARALLEL_H
 #define KILN_PARALLEL_H
 #include <stddef.h>
@@ -16,18 +18,24 @@
 typedef struct kiln_dp kiln_dp;
 
 /* Buckets of about bucket_bytes (whole blocks, last block first). overlap = 0 reduces
- * everything after backward instead (for measuring what overlap saves). */
+ * everything after backward instead (for measuring what overlap saves; stage 2 then waits for
+ * each bucket as soon as it is launched). The engine installs the model's block hooks. */
 kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *be,
                            size_t bucket_bytes, int overlap, int zero_stage, kiln_dp **out);
 void kiln_dp_free(kiln_dp *dp);
-/* Before the last micro-batch's backward: arm the block hook. */
-void kiln_dp_begin_backward(kiln_dp *dp);
-/* After it: launch what is left, wait for every bucket, divide by the dp size. */
+/* At the start of a step: zero the gradients this rank accumulates. */
+void kiln_dp_zero_grads(kiln_dp *dp);
+/* Before each micro-batch's backward; last: it is the step's last (stages 0 and 1 reduce only
+ * then and accumulate before; stage 2 reduces every micro-batch). */
+void kiln_dp_begin_backward(kiln_dp *dp, int last);
+/* After the last: launch what is left, wait for every bucket, divide by the dp size. */
 kiln_status kiln_dp_finish(kiln_dp *dp);
 int kiln_dp_num_buckets(const kiln_dp *dp);
 /* The parameter range whose optimizer state and averaged gradient this rank owns (the whole
- * model at stage 0). */
+ * model at stage 0), and where they are: element k is flat parameter lo + k. */
 void kiln_dp_shard(const kiln_dp *dp, size_t *lo, size_t *hi);
+float *kiln_dp_shard_params(kiln_dp *dp);
+float *kiln_dp_shard_grads(kiln_dp *dp);
 /* Global L2 norm of the averaged gradient (summed over shards at stage >= 1). */
 kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm);
 /* After the optimizer updated this rank's range: give every rank the whole new parameters. */

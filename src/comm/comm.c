@@ -6,6 +6,7 @@
 #include "kiln/comm_mpi.h"
 #include <mpi.h>
 #include <stdlib.h>
+#include <string.h>
 #include "nccl.h"
 
 struct kiln_comm {
@@ -16,7 +17,10 @@ struct kiln_comm {
 
 struct kiln_comm_request {
     MPI_Request r;
-    void *nccl_done; /* a device all-reduce: its completion event */
+    void *nccl_done;             /* a device all-reduce: its completion event */
+    int *counts;                 /* kept alive until completion, as MPI requires */
+    float *move_to, *move_from;  /* in-place reduce-scatter: MPI leaves the slice at the start */
+    size_t move_n;
 };
 
 /* Device buffers go through NCCL (MPI here is not CUDA-aware). */
@@ -134,6 +138,32 @@ kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, s
                       "MPI_Iallreduce");
 }
 
+kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *buf,
+                                          const int *counts, kiln_comm_request **req)
+{
+    *req = calloc(1, sizeof **req);
+    KILN_CHECK_ALLOC(*req);
+    (*req)->r = MPI_REQUEST_NULL;
+    int n = kiln_comm_size(c, axis), me = kiln_comm_rank(c, axis);
+    if (n == 1) return KILN_OK;
+    (*req)->counts = malloc((size_t)n * sizeof(int));
+    KILN_CHECK_ALLOC((*req)->counts);
+    size_t before = 0;
+    for (int r = 0; r < n; r++) {
+        (*req)->counts[r] = counts[r];
+        if (r < me) before += (size_t)counts[r];
+    }
+    /* NCCL reduces each rank's slice onto that rank in place (ordered on the streams, so the
+     * request is complete as far as the host is concerned) */
+    if (on_device(c, buf)) return kiln_nccl_reduce_scatter(c->nccl, axis, buf, buf + before, counts);
+    (*req)->move_to = buf + before;
+    (*req)->move_from = buf;
+    (*req)->move_n = (size_t)counts[me];
+    return mpi_status(MPI_Ireduce_scatter(MPI_IN_PLACE, buf, (*req)->counts, MPI_FLOAT, MPI_SUM,
+                                          axis_comm(c, axis), &(*req)->r),
+                      "MPI_Ireduce_scatter");
+}
+
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done)
 {
     *done = 1;
@@ -150,6 +180,9 @@ kiln_status kiln_comm_wait(kiln_comm_request *req)
         return st;
     }
     int rc = req->r == MPI_REQUEST_NULL ? MPI_SUCCESS : MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS && req->move_n && req->move_to != req->move_from)
+        memmove(req->move_to, req->move_from, req->move_n * sizeof(float));
+    free(req->counts);
     free(req);
     return mpi_status(rc, "MPI_Wait");
 }

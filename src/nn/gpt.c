@@ -147,12 +147,23 @@ static kiln_status gpt_forward(kiln_model *m, const kiln_batch *b, int training,
     void *st = m->be->stream;
     s->B = b->B;
     int BT = b->B * s->T, C = s->C;
+    const kiln_pass fwd = KILN_PASS_FORWARD;
+    kiln_model_block_begin(m, 0, fwd);
     op->embedding_forward(s->res[0], b->tokens, P(s->wte), P(s->wpe), b->B, s->T, C, st);
+    kiln_model_block_end(m, 0, fwd);
     gpt_dropout_fwd(m, s->res[0], (size_t)BT * C, 0, 0);
-    for (int l = 0; l < s->L; l++) block_forward(m, l, acts_for(s, l), s->res[l], s->res[l + 1]);
+    for (int l = 0; l < s->L; l++) {
+        kiln_model_block_begin(m, l + 1, fwd);
+        block_forward(m, l, acts_for(s, l), s->res[l], s->res[l + 1]);
+        kiln_model_block_end(m, l + 1, fwd);
+    }
+    kiln_model_block_begin(m, s->L + 1, fwd);
     op->layernorm_forward(s->lnf, s->lnf_mean, s->lnf_rstd, s->res[s->L], P(s->lnf_w), P(s->lnf_b),
                           BT, C, st);
+    kiln_model_block_end(m, s->L + 1, fwd);
+    kiln_model_block_begin(m, 0, fwd); /* the tied LM head reads the embedding again */
     op->linear_forward(s->logits, s->lnf, P(s->wte), NULL, BT, C, s->V, st);
+    kiln_model_block_end(m, 0, fwd);
     op->softmax_xent_forward(s->losses, s->probs, s->logits, b->targets, BT, s->V, st);
     m->probs = s->probs;
     return kiln_model_xent_summary(m, s->losses, s->probs, BT, s->V, loss, n_correct, n_targets);
@@ -169,14 +180,19 @@ static kiln_status gpt_backward(kiln_model *m, float target_scale)
     op->zero(s->dlogits, (size_t)BT * s->V, st);
     op->softmax_xent_backward(s->dlogits, s->probs, m->batch->targets, target_scale, BT, s->V, st);
     op->zero(s->dA, btc, st);
+    const kiln_pass bwd = KILN_PASS_BACKWARD;
+    kiln_model_block_begin(m, 0, bwd); /* the head adds the first part of wte's gradient */
     op->linear_backward(s->dA, G(s->wte), NULL, s->dlogits, s->lnf, P(s->wte), BT, C, s->V, st);
+    kiln_model_block_end(m, 0, bwd);
     float *dcur = s->dres[0], *dnext = s->dres[1];
     op->zero(dcur, btc, st);
+    kiln_model_block_begin(m, s->L + 1, bwd);
     op->layernorm_backward(dcur, G(s->lnf_w), G(s->lnf_b), s->dA, s->res[s->L], P(s->lnf_w),
                            s->lnf_mean, s->lnf_rstd, BT, C, st);
     kiln_model_block_done(m, s->L + 1);
     for (int l = s->L - 1; l >= 0; l--) {
         block_acts *a = acts_for(s, l);
+        kiln_model_block_begin(m, l + 1, bwd);
         /* the last block's activations are still in the shared set */
         if (m->cfg.recompute && l < s->L - 1) block_forward(m, l, a, s->res[l], s->res[l + 1]);
         op->zero(dnext, btc, st);
@@ -187,8 +203,10 @@ static kiln_status gpt_backward(kiln_model *m, float target_scale)
         dnext = t;
     }
     const float *demb = gpt_dropout_bwd(m, dcur, s->dA, btc, 0, 0);
+    /* block 0's gradients are still open from the head (it is `reused`); its parameters are
+     * not read here */
     op->embedding_backward(G(s->wte), G(s->wpe), demb, m->batch->tokens, s->B, s->T, C, st);
-    kiln_model_block_done(m, 0); /* last: the tied LM head also wrote wte's gradient */
+    kiln_model_block_done(m, 0);
     return KILN_OK;
 }
 
@@ -252,6 +270,7 @@ static void gpt_layout(kiln_model *m, gpt_state *s)
                                                  {C}, {C}, {4 * C, C}, {4 * C}, {C, 4 * C}, {C}};
     const uint64_t wte_shape[2] = {(uint64_t)s->V, C}, wpe_shape[2] = {(uint64_t)s->T, C};
     kiln_model_begin_block(m);
+    m->blocks[0].reused = 1; /* the LM head is tied to wte */
     s->wte = kiln_model_add_tensor(m, "wte", 2, wte_shape, 1);
     s->wpe = kiln_model_add_tensor(m, "wpe", 2, wpe_shape, 1);
     for (int l = 0; l < s->L; l++) {

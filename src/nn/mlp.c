@@ -44,8 +44,10 @@ static kiln_status mlp_forward(kiln_model *m, const kiln_batch *b, int training,
     float p = (float)m->cfg.dropout;
     for (int i = 0; i < s->n_layers; i++) {
         int C = s->width[i], OC = s->width[i + 1];
+        kiln_model_block_begin(m, i, KILN_PASS_FORWARD);
         op->linear_forward(s->pre[i], in, kiln_model_param(m, s->w_off[i]),
                            kiln_model_param(m, s->b_off[i]), b->B, C, OC, st);
+        kiln_model_block_end(m, i, KILN_PASS_FORWARD);
         if (i == s->n_layers - 1) break;
         size_t n = (size_t)b->B * OC;
         op->gelu_forward(s->post[i], s->pre[i], n, st);
@@ -75,6 +77,7 @@ static kiln_status mlp_backward(kiln_model *m, float target_scale)
         const float *in = i ? s->post[i - 1] : batch->x;
         float *din = i ? s->dnext : NULL;
         if (din) op->zero(din, (size_t)B * C, st);
+        kiln_model_block_begin(m, i, KILN_PASS_BACKWARD);
         op->linear_backward(din, kiln_model_grad(m, s->w_off[i]), kiln_model_grad(m, s->b_off[i]),
                             s->dcur, in, kiln_model_param(m, s->w_off[i]), B, C, OC, st);
         kiln_model_block_done(m, i);

@@ -39,11 +39,36 @@ kiln_status kiln_model_alloc_buffers(kiln_model *m)
     if (!m->params || !m->grads)
         return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate %zu parameters on %s", m->n_params,
                           m->be->name);
+    for (int b = 0; b < m->n_blocks; b++) {
+        m->block_params[b] = m->params + m->blocks[b].offset;
+        m->block_grads[b] = m->grads + m->blocks[b].offset;
+    }
     return kiln_model_alloc_staging(m);
 }
 
-float *kiln_model_param(kiln_model *m, size_t offset) { return m->params + offset; }
-float *kiln_model_grad(kiln_model *m, size_t offset) { return m->grads + offset; }
+/* The block holding flat offset `offset`: blocks tile the parameters in order. */
+static int block_of(const kiln_model *m, size_t offset)
+{
+    int lo = 0, hi = m->n_blocks - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (m->blocks[mid].offset <= offset) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+float *kiln_model_param(kiln_model *m, size_t offset)
+{
+    int b = block_of(m, offset);
+    return m->block_params[b] + (offset - m->blocks[b].offset);
+}
+
+float *kiln_model_grad(kiln_model *m, size_t offset)
+{
+    int b = block_of(m, offset);
+    return m->block_grads[b] + (offset - m->blocks[b].offset);
+}
 
 kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what)
 {
@@ -151,8 +176,10 @@ kiln_status kiln_model_forward(kiln_model *m, const kiln_batch *b, int training,
     m->host_batch = b;
     m->training = training;
     m->step = step;
+    m->hook_status = KILN_OK;
     int64_t scored = 0;
     KILN_CHECK(m->vt->forward(m, run, training, step, loss, n_correct, &scored));
+    KILN_CHECK(m->hook_status);
     m->n_targets = scored;
     if (n_targets) *n_targets = scored;
     return KILN_OK;
@@ -162,11 +189,14 @@ kiln_status kiln_model_backward(kiln_model *m, float loss_scale)
 {
     if (!m->batch)
         return KILN_ERROR(KILN_ERR_ARG, "model backward called before any forward");
+    m->hook_status = KILN_OK;
     if (m->n_targets == 0) { /* nothing scored: zero gradient, every block is final */
         for (int b = m->n_blocks - 1; b >= 0; b--) kiln_model_block_done(m, b);
-        return KILN_OK;
+    } else {
+        KILN_CHECK(m->vt->backward(m, loss_scale / (float)m->n_targets));
     }
-    return m->vt->backward(m, loss_scale / (float)m->n_targets);
+    KILN_CHECK(m->hook_status);
+    return KILN_OK;
 }
 
 void kiln_xent_summary(const float *losses, const float *probs, const int32_t *targets, int N,
@@ -191,13 +221,46 @@ void kiln_xent_summary(const float *losses, const float *probs, const int32_t *t
     if (n_targets) *n_targets = count;
 }
 
-void kiln_model_set_block_hook(kiln_model *m, kiln_block_done_fn fn, void *ctx)
+void kiln_model_set_block_hooks(kiln_model *m, const kiln_block_hooks *hooks)
 {
-    m->block_hook = fn;
-    m->block_hook_ctx = ctx;
+    static const kiln_block_hooks none = {0};
+    m->hooks = hooks ? *hooks : none;
+}
+
+void kiln_model_set_block_params(kiln_model *m, int block, float *p) { m->block_params[block] = p; }
+void kiln_model_set_block_grads(kiln_model *m, int block, float *g) { m->block_grads[block] = g; }
+
+void kiln_model_free_flat_grads(kiln_model *m)
+{
+    if (m->grads) m->be->free(m->grads);
+    m->grads = NULL;
+    for (int b = 0; b < m->n_blocks; b++) m->block_grads[b] = NULL;
+}
+
+void kiln_model_free_flat_params(kiln_model *m)
+{
+    if (m->params) m->be->free(m->params);
+    m->params = NULL;
+    for (int b = 0; b < m->n_blocks; b++) m->block_params[b] = NULL;
+}
+
+/* The first failure is kept: later hooks still run, so every rank makes the same calls. */
+static void hook_result(kiln_model *m, kiln_status st)
+{
+    if (st != KILN_OK && m->hook_status == KILN_OK) m->hook_status = st;
+}
+
+void kiln_model_block_begin(kiln_model *m, int block, kiln_pass pass)
+{
+    if (m->hooks.begin) hook_result(m, m->hooks.begin(m->hooks.ctx, block, pass));
+}
+
+void kiln_model_block_end(kiln_model *m, int block, kiln_pass pass)
+{
+    if (m->hooks.end) hook_result(m, m->hooks.end(m->hooks.ctx, block, pass));
 }
 
 void kiln_model_block_done(kiln_model *m, int block)
 {
-    if (m->block_hook) m->block_hook(m->block_hook_ctx, block);
+    if (m->hooks.done) hook_result(m, m->hooks.done(m->hooks.ctx, block));
 }

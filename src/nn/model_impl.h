@@ -24,7 +24,9 @@ struct kiln_model {
     kiln_model_config cfg;
     kiln_data_kind data_kind;
     int in_dim, n_out, max_batch;
-    float *params, *grads;                 /* (n_params) each, contiguous */
+    float *params, *grads;                 /* (n_params) each, contiguous; NULL once ZeRO frees them */
+    float *block_params[KILN_MAX_BLOCKS];  /* where each block's parameters are now */
+    float *block_grads[KILN_MAX_BLOCKS];   /* and its gradients */
     size_t n_params;
     kiln_tensor_info tensors[KILN_MAX_TENSORS];
     int n_tensors;
@@ -38,8 +40,8 @@ struct kiln_model {
     int training;
     uint64_t step;
     int64_t n_targets;                     /* scored targets (the loss is their mean) */
-    kiln_block_done_fn block_hook;
-    void *block_hook_ctx;
+    kiln_block_hooks hooks;                /* all NULL when none are set */
+    kiln_status hook_status;               /* first failing hook of this forward/backward */
     void *impl;                            /* architecture-specific state */
     /* device backends only (model_device.c); NULL on the CPU, where the buffers are host memory */
     float *host_params;                    /* (n_params) host mirror: init and checkpoints */
@@ -54,12 +56,16 @@ size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const ui
                              int decay);
 /* After layout: allocate params/grads on the backend. */
 kiln_status kiln_model_alloc_buffers(kiln_model *m);
+/* Flat parameter offset -> where that parameter (its gradient) is now (see the block storage
+ * in kiln/model.h). */
 float *kiln_model_param(kiln_model *m, size_t offset);
 float *kiln_model_grad(kiln_model *m, size_t offset);
 /* Activation buffers on the backend, zero-filled; failing allocation is an error. */
 kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what);
 
-/* Architectures call this as each block's gradients become final. */
+/* Architectures announce each use of a block (the hooks' contract is in kiln/model.h). */
+void kiln_model_block_begin(kiln_model *m, int block, kiln_pass pass);
+void kiln_model_block_end(kiln_model *m, int block, kiln_pass pass);
 void kiln_model_block_done(kiln_model *m, int block);
 
 kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed);

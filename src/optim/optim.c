@@ -67,25 +67,27 @@ void kiln_optim_free(kiln_optim *o)
     free(o);
 }
 
-/* One update over [a, b) of the flat buffers, all with weight decay wd. */
-static void update_range(kiln_optim *o, kiln_model *m, size_t a, size_t b, float wd, float lr,
-                         float grad_scale, int t)
+/* One update over the flat range [a, b), all with weight decay wd; params and grads hold the
+ * optimizer's range (element k is parameter lo + k). */
+static void update_range(kiln_optim *o, float *params, const float *grads, size_t a, size_t b,
+                         float wd, float lr, float grad_scale, int t)
 {
     const kiln_ops *op = &o->be->ops;
     const kiln_optim_config *c = &o->cfg;
-    float *p = kiln_model_params(m) + a, *g = kiln_model_grads(m) + a;
     size_t n = b - a, s = a - o->lo;
     if (o->kind == OPT_ADAMW)
-        op->adamw_update(p, o->state[0] + s, o->state[1] + s, g, n, lr, (float)c->beta1,
-                         (float)c->beta2, (float)c->eps, wd, grad_scale, t, o->be->stream);
+        op->adamw_update(params + s, o->state[0] + s, o->state[1] + s, grads + s, n, lr,
+                         (float)c->beta1, (float)c->beta2, (float)c->eps, wd, grad_scale, t,
+                         o->be->stream);
     else
-        op->sgd_update(p, o->state[0] + s, g, n, lr, (float)c->momentum, wd, grad_scale,
-                       o->be->stream);
+        op->sgd_update(params + s, o->state[0] + s, grads + s, n, lr, (float)c->momentum, wd,
+                       grad_scale, o->be->stream);
 }
 
 /* Tensors are adjacent in the flat buffer, so a run of them with the same weight decay is one
  * update: one pass (and one thread team) instead of one per tensor, most of them tiny biases. */
-void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, int t)
+void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, const float *grads,
+                     float lr, float grad_scale, int t)
 {
     size_t run_a = 0, run_b = 0;
     float run_wd = 0.0f;
@@ -97,7 +99,7 @@ void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, i
         if (a >= b) continue;
         float wd = ti->decay ? (float)o->cfg.weight_decay : 0.0f;
         if (run_b > run_a && (wd != run_wd || a != run_b)) {
-            update_range(o, m, run_a, run_b, run_wd, lr, grad_scale, t);
+            update_range(o, params, grads, run_a, run_b, run_wd, lr, grad_scale, t);
             run_a = run_b;
         }
         if (run_b == run_a) {
@@ -106,7 +108,7 @@ void kiln_optim_step(kiln_optim *o, kiln_model *m, float lr, float grad_scale, i
         }
         run_b = b;
     }
-    if (run_b > run_a) update_range(o, m, run_a, run_b, run_wd, lr, grad_scale, t);
+    if (run_b > run_a) update_range(o, params, grads, run_a, run_b, run_wd, lr, grad_scale, t);
 }
 
 int kiln_optim_num_states(const kiln_optim *o) { return o->n_states; }

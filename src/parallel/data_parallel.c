@@ -1,114 +1,166 @@
-/* Bucketed, overlapped gradient all-reduce. Blocks are contiguous parameter ranges in model
+/* Bucketed, overlapped gradient reduction. Blocks are contiguous parameter ranges in model
  * order, and backward finishes them last to first, so a bucket is a run of whole blocks taken
  * from the end: when backward reports its lowest block done, the bucket's range is final and its
- * all-reduce starts while backward continues on earlier blocks. */
+ * reduction starts while backward continues on earlier blocks.
+ *
+ * Stage 0 all-reduces each bucket in the flat gradient buffer. Stage 1 reduce-scatters it there
+ * instead, so each rank ends up with the sum of its shard. Both accumulate micro-batches locally
+ * and reduce in the last one's backward. Stages 2 and 3 have no flat gradient buffer: each
+ * micro-batch's buckets are staged, reduce-scattered and added to the shard (zero_grads.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kiln/parallel.h"
+#include "dp_internal.h"
 #include "kiln/runtime.h"
 
-typedef struct bucket {
-    size_t offset, numel;        /* range of the flat gradient buffer */
-    int first_block;             /* the lowest block in it: done last */
-    kiln_comm_request *req;
-} bucket;
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-struct kiln_dp {
-    kiln_comm *comm;
-    kiln_model *model;
-    const kiln_backend *be;
-    bucket *buckets;             /* in launch order: last blocks first */
-    int n_buckets, next_launch;
-    int overlap;
-    int zero;                    /* ZeRO stage */
-    size_t lo, hi;               /* this rank's shard of the flat parameters */
-    int *counts, *displs;        /* every rank's shard, for the collectives */
-    float *shard_grads;          /* (hi - lo) reduce-scatter target */
-    kiln_status error;           /* first failure inside the hook, reported by finish */
-    double wait_s;
-};
-
-static void launch(kiln_dp *dp, bucket *b)
+/* Stages 0 and 1 reduce in place in the flat gradient buffer. */
+static kiln_status launch_flat(kiln_dp *dp, dp_bucket *b)
 {
-    if (dp->error != KILN_OK) return;
     float *g = kiln_model_grads(dp->model) + b->offset;
-    dp->error = kiln_comm_iallreduce_f32(dp->comm, KILN_AXIS_DP, g, b->numel, &b->req);
+    if (dp->zero == 0) return kiln_comm_iallreduce_f32(dp->comm, KILN_AXIS_DP, g, b->numel, &b->req);
+    return kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, g, b->counts, &b->req);
 }
 
-/* MPI progresses non-blocking collectives only inside MPI calls: poke the ones in flight. */
-static void progress(kiln_dp *dp)
+static void launch(kiln_dp *dp, dp_bucket *b)
 {
-    for (int i = 0; i < dp->next_launch && dp->error == KILN_OK; i++) {
+    if (dp->error != KILN_OK) return;
+    dp->error = dp->zero >= 2 ? zero_grads_launch(dp, b) : launch_flat(dp, b);
+}
+
+static kiln_status complete(kiln_dp *dp, dp_bucket *b)
+{
+    if (dp->zero >= 2) return zero_grads_complete(dp, b);
+    kiln_status st = kiln_comm_wait(b->req);
+    b->req = NULL;
+    return st;
+}
+
+void dp_progress(kiln_dp *dp)
+{
+    for (int i = 0; i < dp->n_buckets && dp->error == KILN_OK; i++) {
         int done;
         if (dp->buckets[i].req) dp->error = kiln_comm_test(dp->buckets[i].req, &done);
     }
 }
 
-static void on_block_done(void *ctx, int block)
+static kiln_status on_begin(void *ctx, int block, kiln_pass pass)
 {
     kiln_dp *dp = ctx;
+    if (dp->zero >= 2 && pass == KILN_PASS_BACKWARD && dp->error == KILN_OK)
+        dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
+    return KILN_OK; /* failures are reported once, by kiln_dp_finish */
+}
+
+static kiln_status on_done(void *ctx, int block)
+{
+    kiln_dp *dp = ctx;
+    if (!dp->reducing || (!dp->overlap && dp->zero < 2)) return KILN_OK;
+    /* a backward that scored nothing reports blocks done without beginning them */
+    if (dp->zero >= 2 && dp->error == KILN_OK)
+        dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
     while (dp->next_launch < dp->n_buckets && dp->buckets[dp->next_launch].first_block >= block)
         launch(dp, &dp->buckets[dp->next_launch++]);
-    progress(dp);
+    dp_progress(dp);
+    return KILN_OK;
 }
 
 static kiln_status plan_shards(kiln_dp *dp)
 {
-    int world = kiln_comm_size(dp->comm, KILN_AXIS_DP), me = kiln_comm_rank(dp->comm, KILN_AXIS_DP);
-    size_t n = kiln_model_num_params(dp->model);
-    dp->counts = calloc((size_t)world, sizeof *dp->counts);
-    dp->displs = calloc((size_t)world, sizeof *dp->displs);
+    dp->counts = calloc((size_t)dp->world, sizeof *dp->counts);
+    dp->displs = calloc((size_t)dp->world, sizeof *dp->displs);
     KILN_CHECK_ALLOC(dp->counts);
     KILN_CHECK_ALLOC(dp->displs);
-    for (int r = 0; r < world; r++) {
-        size_t a = n * (size_t)r / (size_t)world, b = n * (size_t)(r + 1) / (size_t)world;
+    for (int r = 0; r < dp->world; r++) {
+        size_t a = dp->n * (size_t)r / (size_t)dp->world, b = dp->n * (size_t)(r + 1) / (size_t)dp->world;
         dp->displs[r] = (int)a; /* MPI counts are int: models up to 2^31 parameters */
         dp->counts[r] = (int)(b - a);
     }
-    dp->lo = dp->zero ? (size_t)dp->displs[me] : 0;
-    dp->hi = dp->zero ? dp->lo + (size_t)dp->counts[me] : n;
-    if (dp->zero) {
-        dp->shard_grads = dp->be->alloc((dp->hi - dp->lo + 1) * sizeof(float));
-        KILN_CHECK_ALLOC(dp->shard_grads);
+    dp->lo = dp->zero ? (size_t)dp->displs[dp->me] : 0;
+    dp->hi = dp->zero ? dp->lo + (size_t)dp->counts[dp->me] : dp->n;
+    return KILN_OK;
+}
+
+/* Each rank's share of a bucket: its shard's intersection with the range (shards are in rank
+ * order, so the shares tile the bucket in rank order too). */
+static kiln_status plan_bucket_shares(kiln_dp *dp, dp_bucket *b)
+{
+    b->counts = calloc((size_t)dp->world, sizeof *b->counts);
+    KILN_CHECK_ALLOC(b->counts);
+    size_t end = b->offset + b->numel;
+    for (int r = 0; r < dp->world; r++) {
+        size_t s_lo = (size_t)dp->displs[r], s_hi = s_lo + (size_t)dp->counts[r];
+        size_t a = max_sz(s_lo, b->offset), z = min_sz(s_hi, end);
+        b->counts[r] = a < z ? (int)(z - a) : 0;
+        if (r == dp->me) b->mine = a < z ? a - b->offset : 0;
     }
     return KILN_OK;
 }
 
-kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *be,
-                           size_t bucket_bytes, int overlap, int zero_stage, kiln_dp **out)
+static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
 {
-    if (zero_stage < 0 || zero_stage > 1)
-        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
-                          "parallel.zero=%d: ZeRO stages 2 and 3 are not built yet; use 0 or 1",
-                          zero_stage);
-    *out = NULL;
-    kiln_dp *dp = calloc(1, sizeof *dp);
-    KILN_CHECK_ALLOC(dp);
+    kiln_model *m = dp->model;
     int nb = kiln_model_num_blocks(m);
     dp->buckets = calloc((size_t)nb, sizeof *dp->buckets);
-    if (!dp->buckets) { free(dp); return KILN_ERROR(KILN_ERR_NOMEM, "dp buckets"); }
-    dp->comm = comm;
-    dp->model = m;
-    dp->be = be;
-    dp->overlap = overlap && zero_stage == 0; /* stage 1 reduce-scatters after backward */
-    dp->zero = zero_stage;
-    kiln_status st = plan_shards(dp);
-    if (st != KILN_OK) {
-        kiln_dp_free(dp);
-        return st;
-    }
+    dp->bucket_of = calloc((size_t)nb, sizeof *dp->bucket_of);
+    KILN_CHECK_ALLOC(dp->buckets);
+    KILN_CHECK_ALLOC(dp->bucket_of);
     size_t limit = bucket_bytes / sizeof(float);
-    for (int b = nb - 1; b >= 0; b--) {
-        const kiln_block_info *blk = kiln_model_block(m, b);
-        bucket *cur = dp->n_buckets ? &dp->buckets[dp->n_buckets - 1] : NULL;
+    for (int i = nb - 1; i >= 0; i--) {
+        const kiln_block_info *blk = kiln_model_block(m, i);
+        dp_bucket *cur = dp->n_buckets ? &dp->buckets[dp->n_buckets - 1] : NULL;
         if (!cur || cur->numel >= limit) {
             cur = &dp->buckets[dp->n_buckets++];
             cur->offset = blk->offset + blk->numel;
         }
         cur->offset = blk->offset;
         cur->numel += blk->numel;
-        cur->first_block = b;
+        cur->first_block = i;
+        cur->pinned |= blk->reused;
+        dp->bucket_of[i] = dp->n_buckets - 1;
+    }
+    for (int i = 0; i < dp->n_buckets; i++) KILN_CHECK(plan_bucket_shares(dp, &dp->buckets[i]));
+    return KILN_OK;
+}
+
+static kiln_status dp_init(kiln_dp *dp, size_t bucket_bytes)
+{
+    static const kiln_block_hooks none = {0};
+    kiln_block_hooks hooks = none;
+    hooks.ctx = dp;
+    hooks.begin = on_begin;
+    hooks.done = on_done;
+    KILN_CHECK(plan_shards(dp));
+    KILN_CHECK(plan_buckets(dp, bucket_bytes));
+    if (dp->zero >= 2) KILN_CHECK(zero_grads_init(dp));
+    kiln_model_set_block_hooks(dp->model, &hooks);
+    return KILN_OK;
+}
+
+kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *be,
+                           size_t bucket_bytes, int overlap, int zero_stage, kiln_dp **out)
+{
+    *out = NULL;
+    if (zero_stage < 0 || zero_stage > 2)
+        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
+                          "parallel.zero=%d: ZeRO stage 3 is not built yet; use 0, 1 or 2",
+                          zero_stage);
+    kiln_dp *dp = calloc(1, sizeof *dp);
+    KILN_CHECK_ALLOC(dp);
+    dp->comm = comm;
+    dp->model = m;
+    dp->be = be;
+    dp->overlap = overlap;
+    dp->zero = zero_stage;
+    dp->world = kiln_comm_size(comm, KILN_AXIS_DP);
+    dp->me = kiln_comm_rank(comm, KILN_AXIS_DP);
+    dp->n = kiln_model_num_params(m);
+    kiln_status st = dp_init(dp, bucket_bytes);
+    if (st != KILN_OK) {
+        kiln_dp_free(dp);
+        return st;
     }
     *out = dp;
     return KILN_OK;
@@ -117,54 +169,46 @@ kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *b
 void kiln_dp_free(kiln_dp *dp)
 {
     if (!dp) return;
+    kiln_model_set_block_hooks(dp->model, NULL);
+    for (int i = 0; dp->buckets && i < dp->n_buckets; i++) free(dp->buckets[i].counts);
+    zero_grads_free(dp);
     free(dp->buckets);
+    free(dp->bucket_of);
     free(dp->counts);
     free(dp->displs);
-    if (dp->shard_grads) dp->be->free(dp->shard_grads);
     free(dp);
 }
 
-void kiln_dp_begin_backward(kiln_dp *dp)
+void kiln_dp_zero_grads(kiln_dp *dp)
 {
-    dp->next_launch = 0;
-    dp->error = KILN_OK;
-    if (dp->overlap) kiln_model_set_block_hook(dp->model, on_block_done, dp);
+    if (dp->zero >= 2)
+        dp->be->ops.zero(dp->shard_grads, dp->hi - dp->lo, dp->be->stream);
+    else
+        dp->be->ops.zero(kiln_model_grads(dp->model), dp->n, dp->be->stream);
 }
 
-/* ZeRO-1: this rank's range of the summed gradient, scaled to the average. */
-static kiln_status reduce_scatter_grads(kiln_dp *dp)
+void kiln_dp_begin_backward(kiln_dp *dp, int last)
 {
-    float *g = kiln_model_grads(dp->model);
-    double t0 = kiln_time_s();
-    KILN_CHECK(kiln_comm_reduce_scatter_f32(dp->comm, KILN_AXIS_DP, g, dp->shard_grads, dp->counts));
-    dp->wait_s += kiln_time_s() - t0;
-    size_t n = dp->hi - dp->lo;
-    int world = kiln_comm_size(dp->comm, KILN_AXIS_DP);
-    dp->be->copy_to_device(g + dp->lo, dp->shard_grads, n * sizeof(float), dp->be->stream);
-    dp->be->ops.scale(g + dp->lo, 1.0f / (float)world, n, dp->be->stream);
-    return KILN_OK;
+    dp->next_launch = 0;
+    dp->reducing = last || dp->zero >= 2;
 }
 
 kiln_status kiln_dp_finish(kiln_dp *dp)
 {
-    kiln_model_set_block_hook(dp->model, NULL, NULL);
-    if (dp->zero) return reduce_scatter_grads(dp);
     while (dp->next_launch < dp->n_buckets) launch(dp, &dp->buckets[dp->next_launch++]);
     double t0 = kiln_time_s();
     kiln_status st = dp->error;
     for (int i = 0; i < dp->n_buckets; i++) {
-        bucket *b = &dp->buckets[i];
-        if (!b->req) continue;
-        kiln_status w = kiln_comm_wait(b->req);
-        b->req = NULL;
+        if (!dp->buckets[i].req) continue;
+        kiln_status w = complete(dp, &dp->buckets[i]);
         if (st == KILN_OK) st = w;
     }
     dp->wait_s += kiln_time_s() - t0;
+    dp->error = KILN_OK;
     KILN_CHECK(st);
-    int world = kiln_comm_size(dp->comm, KILN_AXIS_DP);
-    if (world > 1)
-        dp->be->ops.scale(kiln_model_grads(dp->model), 1.0f / (float)world,
-                          kiln_model_num_params(dp->model), dp->be->stream);
+    if (dp->world > 1)
+        dp->be->ops.scale(kiln_dp_shard_grads(dp), 1.0f / (float)dp->world, dp->hi - dp->lo,
+                          dp->be->stream);
     return KILN_OK;
 }
 
@@ -176,10 +220,16 @@ void kiln_dp_shard(const kiln_dp *dp, size_t *lo, size_t *hi)
     *hi = dp->hi;
 }
 
+float *kiln_dp_shard_params(kiln_dp *dp) { return kiln_model_params(dp->model) + dp->lo; }
+
+float *kiln_dp_shard_grads(kiln_dp *dp)
+{
+    return dp->zero >= 2 ? dp->shard_grads : kiln_model_grads(dp->model) + dp->lo;
+}
+
 kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm)
 {
-    const float *g = kiln_model_grads(dp->model) + dp->lo;
-    double sq = dp->be->ops.sum_squares(g, dp->hi - dp->lo, dp->be->stream);
+    double sq = dp->be->ops.sum_squares(kiln_dp_shard_grads(dp), dp->hi - dp->lo, dp->be->stream);
     if (dp->zero) KILN_CHECK(kiln_comm_allreduce_f64(dp->comm, KILN_AXIS_DP, &sq, 1));
     *norm = sqrt(sq);
     return KILN_OK;
@@ -198,7 +248,7 @@ kiln_status kiln_dp_after_update(kiln_dp *dp)
 kiln_status kiln_dp_gather_state(kiln_dp *dp, const float *shard, float *full)
 {
     if (!dp->zero) {
-        memcpy(full, shard, kiln_model_num_params(dp->model) * sizeof(float));
+        memcpy(full, shard, dp->n * sizeof(float));
         return KILN_OK;
     }
     return kiln_comm_gather_f32(dp->comm, KILN_AXIS_DP, shard, full, dp->counts, dp->displs, 0);
@@ -206,11 +256,10 @@ kiln_status kiln_dp_gather_state(kiln_dp *dp, const float *shard, float *full)
 
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim)
 {
-    size_t n = kiln_model_num_params(dp->model);
-    *params = n * sizeof(float);
-    /* stage 1 still accumulates the whole gradient during backward */
-    *grads = n * sizeof(float) + (dp->zero ? (dp->hi - dp->lo) * sizeof(float) : 0);
-    *optim = (size_t)n_states * (dp->hi - dp->lo) * sizeof(float);
+    size_t shard = dp->hi - dp->lo;
+    *params = dp->n * sizeof(float);
+    *grads = (dp->zero >= 2 ? shard + dp->arena_numel : dp->n) * sizeof(float);
+    *optim = (size_t)n_states * shard * sizeof(float);
 }
 
 double kiln_dp_take_wait_s(kiln_dp *dp)

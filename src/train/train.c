@@ -195,8 +195,7 @@ static kiln_status train_step(train_run *r, step_result *out)
 {
     const kiln_train_config *c = &r->cfg;
     const kiln_backend *be = r->be;
-    size_t n = kiln_model_num_params(r->model);
-    be->ops.zero(kiln_model_grads(r->model), n, be->stream);
+    kiln_dp_zero_grads(r->dp);
     /* this rank's loss sum, rows and scored tokens; summed over the ranks below */
     double sums[3] = {0.0, 0.0, 0.0};
     int is_lm = 0;
@@ -207,7 +206,7 @@ static kiln_status train_step(train_run *r, step_result *out)
         KILN_CHECK(kiln_loader_next(r->train_loader, &b));
         KILN_CHECK(kiln_model_forward(r->model, b, 1, (uint64_t)r->step, &loss, NULL, &targets));
         if (!isfinite(loss)) return nonfinite_error(r, "loss", loss, r->step + 1);
-        if (micro == r->accum - 1) kiln_dp_begin_backward(r->dp);
+        kiln_dp_begin_backward(r->dp, micro == r->accum - 1);
         KILN_CHECK(kiln_model_backward(r->model, 1.0f / (float)r->accum));
         sums[0] += loss;
         sums[1] += b->B;
@@ -227,7 +226,8 @@ static kiln_status train_step(train_run *r, step_result *out)
         clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
     }
     out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
-    kiln_optim_step(r->optim, r->model, (float)out->lr, clip, (int)r->step + 1);
+    kiln_optim_step(r->optim, r->model, kiln_dp_shard_params(r->dp), kiln_dp_shard_grads(r->dp),
+                    (float)out->lr, clip, (int)r->step + 1);
     KILN_CHECK(kiln_dp_after_update(r->dp));
     KILN_CHECK(be->synchronize(be->stream)); /* a failed GPU kernel of this step */
     r->step++;

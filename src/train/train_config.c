@@ -80,7 +80,8 @@ static const kiln_cfg_key train_keys[] = {
     K("parallel.bucket_mb", KILN_CFG_FLOAT, parallel.bucket_mb, "25", NULL,
       "data parallel: gradient all-reduce bucket size in MiB"),
     K("parallel.zero", KILN_CFG_INT, parallel.zero, "0", NULL,
-      "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks"),
+      "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks, "
+      "2 = also the gradients"),
     K("parallel.overlap", KILN_CFG_BOOL, parallel.overlap, "true", NULL,
       "data parallel: all-reduce each bucket as soon as backward finishes it"),
 };

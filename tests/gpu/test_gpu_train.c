@@ -104,7 +104,8 @@ static float run_step(run *r, const kiln_batch *b, int step)
     r->be->ops.zero(kiln_model_grads(r->m), n, r->be->stream);
     CHECK_OK(kiln_model_forward(r->m, b, 1, (uint64_t)step, &loss, NULL, NULL));
     CHECK_OK(kiln_model_backward(r->m, 1.0f));
-    kiln_optim_step(r->o, r->m, 1e-3f, 1.0f, step + 1);
+    kiln_optim_step(r->o, r->m, kiln_model_params(r->m), kiln_model_grads(r->m), 1e-3f, 1.0f,
+                    step + 1);
     CHECK_OK(r->be->synchronize(r->be->stream));
     return loss;
 }
@@ -142,8 +143,8 @@ static void test_step_matches_cpu(const kiln_backend *gpu, int lm)
     CHECK_OK(kiln_model_backward(g.m, 1.0f));
     double dg = rel_norm_diff(gpu, kiln_model_grads(g.m), kiln_model_grads(c.m), n);
     CHECK(dg < 1e-4, "%s: gradients differ from the CPU's by %.3g of their norm", what, dg);
-    kiln_optim_step(c.o, c.m, 1e-3f, 1.0f, 1);
-    kiln_optim_step(g.o, g.m, 1e-3f, 1.0f, 1);
+    kiln_optim_step(c.o, c.m, kiln_model_params(c.m), kiln_model_grads(c.m), 1e-3f, 1.0f, 1);
+    kiln_optim_step(g.o, g.m, kiln_model_params(g.m), kiln_model_grads(g.m), 1e-3f, 1.0f, 1);
     CHECK_OK(gpu->synchronize(gpu->stream));
     double dp = rel_norm_diff(gpu, kiln_model_params(g.m), kiln_model_params(c.m), n);
     CHECK(dp < 1e-6, "%s: parameters after SGD differ by %.3g of their norm", what, dp);
