@@ -3,8 +3,9 @@
  * Every tensor (parameters, optimizer state) is stored as its full global dataset under the
  * name the caller gives ("model/h0.ln1.weight", "optim/m/h0.ln1.weight", ...), each with a
  * "crc32" attribute over its bytes in row-major order. A tensor descriptor may hold only a
- * flat range [start, start+count) of the tensor's elements, so later a rank (ZeRO shards cut
- * flat buffers anywhere) writes and reads just its part.
+ * flat range [start, start+count) of the tensor's elements, so that a rank (ZeRO shards cut
+ * flat buffers anywhere) writes and reads just its part; the ranks of a job write one file
+ * together.
  *
  * Save writes DIR/step-NNNNNNNN.h5.tmp, fsyncs, renames to DIR/step-NNNNNNNN.h5, writes a
  * sidecar DIR/step-NNNNNNNN.h5.crc32 with the whole file's CRC and size (same tmp+fsync+rename
@@ -15,6 +16,7 @@
 #define KILN_CKPT_H
 #include <stddef.h>
 #include <stdint.h>
+#include "kiln/comm.h"
 #include "kiln/status.h"
 
 #define KILN_CKPT_MAX_DIMS 4
@@ -39,8 +41,14 @@ typedef struct kiln_ckpt_meta {
     char kiln_version[32];
 } kiln_ckpt_meta;
 
-/* Save atomically as described above (see kiln_ckpt_fault_half_write for fault tests). */
-kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
+/* Save atomically as described above (see kiln_ckpt_fault_half_write for fault tests).
+ * comm NULL, or a world of one rank: this process writes alone (no MPI-IO). Otherwise every
+ * rank of comm's world calls it with the same tensors in the same order, each tensor once with
+ * the flat range this rank writes (count 0 for none; all ranks' ranges together cover every
+ * element once), and they write the file collectively through MPI-IO, each its own ranges;
+ * meta is taken from rank 0, which alone renames the file and updates the directory. Every
+ * rank gets the same outcome. */
+kiln_status kiln_ckpt_save(kiln_comm *comm, const char *dir, const kiln_ckpt_meta *meta,
                            const kiln_ckpt_tensor *tensors, int n_tensors, int keep);
 
 /* Verify a checkpoint file: sidecar CRC and size (when the sidecar exists), HDF5 opens, every

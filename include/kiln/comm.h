@@ -50,6 +50,15 @@ kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, co
 /* recv (root only, sum of counts) = every rank's send (counts[me]) at displs. */
 kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
                                  const int *counts, const int *displs, int root);
+/* Small host metadata: root's bytes to every rank; every rank's bytes to every rank, in rank
+ * order (recv holds size x bytes). */
+kiln_status kiln_comm_bcast(kiln_comm *c, kiln_axis axis, void *buf, size_t bytes, int root);
+kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
+                                      size_t bytes);
+/* Every rank learns whether st failed on any rank, so they leave a collective sequence
+ * together instead of some waiting forever. Returns st where it failed; elsewhere KILN_OK when
+ * no rank failed, else an error of code `code` that says how many ranks failed. */
+kiln_status kiln_comm_agree(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code);
 kiln_status kiln_comm_barrier(kiln_comm *c);
 /* Ends every rank of the job: used when one rank fails so that the others do not hang. */
 void kiln_comm_abort(kiln_comm *c, int code);

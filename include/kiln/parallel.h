@@ -40,9 +40,12 @@ float *kiln_dp_shard_grads(kiln_dp *dp);
 kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm);
 /* After the optimizer updated this rank's range: give every rank the whole new parameters. */
 kiln_status kiln_dp_after_update(kiln_dp *dp);
-/* Checkpoints: the whole of a state buffer that is sharded like the parameters, gathered on dp
- * rank 0 (full is n_params floats there, unused elsewhere); a plain copy at stage 0. */
-kiln_status kiln_dp_gather_state(kiln_dp *dp, const float *shard, float *full);
+/* Checkpoints. The part of the flat parameters this rank writes: its shard of an even split
+ * among the dp ranks, at every stage (at stage 0 each rank writes that part of its replica).
+ * And the parameters it holds, as host memory (kiln_model_host_params): [*lo, *hi) at *base
+ * (element 0 is parameter *lo). */
+void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi);
+void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi);
 /* Bytes this rank holds for parameters, gradients and optimizer state (n_states buffers). */
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim);
 /* Seconds spent blocked in kiln_dp_finish since the last call (communication not hidden). */

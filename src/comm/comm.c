@@ -216,6 +216,40 @@ kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send
                       "MPI_Gatherv");
 }
 
+kiln_status kiln_comm_bcast(kiln_comm *c, kiln_axis axis, void *buf, size_t bytes, int root)
+{
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return mpi_status(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, axis_comm(c, axis)), "MPI_Bcast");
+}
+
+kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
+                                      size_t bytes)
+{
+    if (kiln_comm_size(c, axis) == 1) {
+        memcpy(recv, send, bytes);
+        return KILN_OK;
+    }
+    return mpi_status(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE,
+                                    axis_comm(c, axis)),
+                      "MPI_Allgather");
+}
+
+kiln_status kiln_comm_agree(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code)
+{
+    int failed = st != KILN_OK, total = failed;
+    if (kiln_comm_size(c, axis) > 1) {
+        kiln_status a = mpi_status(MPI_Allreduce(&failed, &total, 1, MPI_INT, MPI_SUM,
+                                                 axis_comm(c, axis)),
+                                   "MPI_Allreduce(agree)");
+        if (a != KILN_OK) return st != KILN_OK ? st : a;
+    }
+    if (st != KILN_OK) return st;
+    if (total)
+        return KILN_ERROR(code, "%d other rank%s failed (%s message names the cause)", total,
+                          total > 1 ? "s" : "", total > 1 ? "their" : "its");
+    return KILN_OK;
+}
+
 kiln_status kiln_comm_barrier(kiln_comm *c)
 {
     return mpi_status(MPI_Barrier(c->world), "MPI_Barrier");

@@ -1,8 +1,9 @@
 /* Checkpoint files: atomic save (tmp, fsync, rename, sidecar, `latest`, prune), verification,
  * discovery of the newest valid checkpoint, and load. The format and the save sequence are
- * described in include/kiln/ckpt.h. Single-process for now, but every tensor is written and
- * read as a flat element range, and a tensor's crc32 is combined from its ranges' crc32s, so
- * ranks can later each handle their own part of every dataset. */
+ * described in include/kiln/ckpt.h; ckpt_write.c writes the HDF5 file itself, by one process
+ * or collectively. In a job every rank takes part in the save, and rank 0 alone touches the
+ * directory (mkdir, rename, sidecar, `latest`, pruning). Loading reads each tensor's flat range
+ * wherever it is, so any number of ranks can resume from any checkpoint. */
 #include "ckpt_internal.h"
 #include "kiln/fs.h"
 #include "kiln/h5util.h"
@@ -23,30 +24,21 @@
 
 /* ---- fault injection (tests) ---- */
 
-typedef enum { FAULT_NONE, FAULT_RETURN, FAULT_EXIT } fault_mode;
 static int fault_half_next;
 
 void kiln_ckpt_fault_half_write(int enable) { fault_half_next = enable; }
 
 /* KILN_FAULT_CKPT_HALF=1 kills the next save half-way; KILN_FAULT_CKPT_STEP=N only the save of
  * step N (so a run can first write a good checkpoint). */
-static fault_mode take_fault(int64_t step)
+static kiln_ckpt_fault take_fault(int64_t step)
 {
     const char *half = getenv("KILN_FAULT_CKPT_HALF"), *at = getenv("KILN_FAULT_CKPT_STEP");
     int kill_now = (half && !strcmp(half, "1")) || (at && strtoll(at, NULL, 10) == step);
-    fault_mode m = kill_now ? FAULT_EXIT : fault_half_next ? FAULT_RETURN : FAULT_NONE;
+    kiln_ckpt_fault m = kill_now         ? KILN_CKPT_FAULT_EXIT
+                        : fault_half_next ? KILN_CKPT_FAULT_RETURN
+                                          : KILN_CKPT_FAULT_NONE;
     fault_half_next = 0;
     return m;
-}
-
-/* Flushes what was written so far, so the tmp file looks like one a killed process left. */
-static kiln_status fault_stop(fault_mode fault, hid_t file, const char *tmp, int written, int total)
-{
-    H5Fflush(file, H5F_SCOPE_GLOBAL);
-    if (fault == FAULT_EXIT) _exit(99);
-    return KILN_ERROR(KILN_ERR_INTERRUPTED,
-                      "fault injection: save of '%s' stopped after %d of %d datasets", tmp, written,
-                      total);
 }
 
 /* ---- names and directory listing ---- */
@@ -114,14 +106,14 @@ static kiln_status remove_file(const char *path)
 
 /* ---- save ---- */
 
-static uint64_t tensor_numel(const kiln_ckpt_tensor *t)
+uint64_t kiln_ckpt_tensor_numel(const kiln_ckpt_tensor *t)
 {
     uint64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
     return n;
 }
 
-static kiln_status check_tensor(const kiln_ckpt_tensor *t)
+kiln_status kiln_ckpt_check_tensor(const kiln_ckpt_tensor *t)
 {
     if (!t->name || !t->name[0] || t->name[0] == '/')
         return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor name '%s' must be a non-empty path "
@@ -129,7 +121,7 @@ static kiln_status check_tensor(const kiln_ckpt_tensor *t)
     if (t->ndim < 1 || t->ndim > KILN_CKPT_MAX_DIMS)
         return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s': ndim %d is not in 1..%d", t->name,
                           t->ndim, KILN_CKPT_MAX_DIMS);
-    uint64_t n = tensor_numel(t);
+    uint64_t n = kiln_ckpt_tensor_numel(t);
     if (t->start > n || t->count > n - t->start)
         return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s': range [%llu, %llu) is outside "
                           "its %llu elements", t->name, (unsigned long long)t->start,
@@ -137,141 +129,6 @@ static kiln_status check_tensor(const kiln_ckpt_tensor *t)
     if (t->count > 0 && !t->data)
         return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s' has no data", t->name);
     return KILN_OK;
-}
-
-static kiln_status write_meta(hid_t file, const kiln_ckpt_meta *m)
-{
-    char created[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    KILN_CHECK(kiln_h5_write_attr_i64(file, "format_version", KILN_CKPT_FORMAT_VERSION));
-    KILN_CHECK(kiln_h5_write_attr_i64(file, "step", m->step));
-    KILN_CHECK(kiln_h5_write_attr_i64(file, "samples_seen", m->samples_seen));
-    KILN_CHECK(kiln_h5_write_attr_i64(file, "tokens_seen", m->tokens_seen));
-    KILN_CHECK(kiln_h5_write_attr_u64(file, "seed", m->seed));
-    KILN_CHECK(kiln_h5_write_attr_u64(file, "data_epoch", m->data_epoch));
-    KILN_CHECK(kiln_h5_write_attr_u64(file, "data_pos", m->data_pos));
-    KILN_CHECK(kiln_h5_write_attr_f64(file, "best_eval_loss", m->best_eval_loss));
-    KILN_CHECK(kiln_h5_write_attr_str(file, "config", m->config_text));
-    KILN_CHECK(kiln_h5_write_attr_str(file, "kiln_version", KILN_VERSION));
-    KILN_CHECK(kiln_h5_write_attr_str(file, "created", created));
-    return KILN_OK;
-}
-
-typedef struct crc_range {
-    uint64_t start, count;
-    uint32_t crc;
-} crc_range;
-
-static int cmp_range(const void *a, const void *b)
-{
-    uint64_t x = ((const crc_range *)a)->start, y = ((const crc_range *)b)->start;
-    return x < y ? -1 : x > y;
-}
-
-/* crc32 of a whole tensor from the crc32s of ranges that must tile [0, numel) exactly. */
-static kiln_status combine_ranges(crc_range *r, int n, uint64_t numel, const char *name,
-                                  uint32_t *crc)
-{
-    qsort(r, (size_t)n, sizeof *r, cmp_range);
-    uint64_t end = 0;
-    uint32_t c = 0;
-    for (int i = 0; i < n; i++) {
-        if (r[i].start != end)
-            return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s': the ranges given %s element "
-                              "%llu; a save needs every element exactly once", name,
-                              r[i].start > end ? "skip" : "overlap at", (unsigned long long)end);
-        c = kiln_crc32_combine(c, r[i].crc, r[i].count * sizeof(float));
-        end += r[i].count;
-    }
-    if (end != numel)
-        return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s': the ranges given cover %llu of "
-                          "its %llu elements", name, (unsigned long long)end,
-                          (unsigned long long)numel);
-    *crc = c;
-    return KILN_OK;
-}
-
-static int same_shape(const kiln_ckpt_tensor *a, const kiln_ckpt_tensor *b)
-{
-    return a->ndim == b->ndim && !memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]);
-}
-
-/* Writes every descriptor named like t[first] (the ranges of one tensor) into one dataset. */
-static kiln_status write_ranges(hid_t dset, const kiln_ckpt_tensor *t, int n, int first,
-                                crc_range *ranges)
-{
-    const kiln_ckpt_tensor *d = &t[first];
-    uint32_t crc = 0;
-    int nr = 0;
-    for (int j = first; j < n; j++) {
-        if (strcmp(t[j].name, d->name) != 0) continue;
-        if (!same_shape(&t[j], d))
-            return KILN_ERROR(KILN_ERR_ARG, "checkpoint tensor '%s' is given with two different "
-                              "shapes", d->name);
-        KILN_CHECK(kiln_h5_write_range(dset, H5T_NATIVE_FLOAT, H5P_DEFAULT, t[j].start,
-                                       t[j].count, t[j].data));
-        ranges[nr++] = (crc_range){t[j].start, t[j].count,
-                                   kiln_crc32(0, t[j].data, t[j].count * sizeof(float))};
-    }
-    KILN_CHECK(combine_ranges(ranges, nr, tensor_numel(d), d->name, &crc));
-    KILN_CHECK(kiln_h5_write_attr_u64(dset, "crc32", crc));
-    return KILN_OK;
-}
-
-static kiln_status write_dataset(hid_t file, const kiln_ckpt_tensor *t, int n, int first)
-{
-    const kiln_ckpt_tensor *d = &t[first];
-    crc_range *ranges = malloc((size_t)n * sizeof *ranges);
-    KILN_CHECK_ALLOC(ranges);
-    hid_t dset;
-    kiln_status st;
-    KILN_CHECK_GOTO(st, kiln_h5_create_dataset(file, d->name, H5T_IEEE_F32LE, d->ndim, d->shape,
-                                               &dset), done);
-    st = write_ranges(dset, t, n, first, ranges);
-    H5Dclose(dset);
-done:
-    free(ranges);
-    return st;
-}
-
-static int first_of_name(const kiln_ckpt_tensor *t, int i)
-{
-    for (int j = 0; j < i; j++)
-        if (!strcmp(t[j].name, t[i].name)) return 0;
-    return 1;
-}
-
-static kiln_status write_tensors(hid_t file, const char *tmp, const kiln_ckpt_tensor *t, int n,
-                                 fault_mode fault)
-{
-    int total = 0, written = 0;
-    for (int i = 0; i < n; i++) total += first_of_name(t, i);
-    for (int i = 0; i < n; i++) {
-        if (!first_of_name(t, i)) continue;
-        if (fault != FAULT_NONE && written == total / 2)
-            return fault_stop(fault, file, tmp, written, total);
-        KILN_CHECK(write_dataset(file, t, n, i));
-        written++;
-    }
-    return KILN_OK;
-}
-
-static kiln_status write_file(const char *tmp, const kiln_ckpt_meta *meta,
-                              const kiln_ckpt_tensor *t, int n, fault_mode fault)
-{
-    kiln_h5_quiet();
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    KILN_H5_CHECK(file, KILN_ERR_HDF5, "creating checkpoint file '%s'", tmp);
-    kiln_status st;
-    KILN_CHECK_GOTO(st, write_meta(file, meta), done);
-    KILN_CHECK_GOTO(st, write_tensors(file, tmp, t, n, fault), done);
-done:
-    if (H5Fclose(file) < 0 && st == KILN_OK)
-        st = KILN_H5_ERROR(KILN_ERR_HDF5, "closing checkpoint file '%s'", tmp);
-    return st;
 }
 
 /* Moves the finished file into place and writes its sidecar. The old sidecar goes first: a
@@ -340,29 +197,34 @@ static kiln_status prune(const char *dir, int64_t current, int keep)
     return st;
 }
 
-kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
-                           const kiln_ckpt_tensor *tensors, int n_tensors, int keep)
-{
-    if (!dir || !meta || n_tensors < 0 || (n_tensors > 0 && !tensors) || meta->step < 0)
-        return KILN_ERROR(KILN_ERR_ARG, "kiln_ckpt_save: bad arguments (dir, meta, %d tensors)",
-                          n_tensors);
-    if (!memchr(meta->config_text, '\0', sizeof meta->config_text))
-        return KILN_ERROR(KILN_ERR_ARG, "kiln_ckpt_save: config text is not terminated");
-    for (int i = 0; i < n_tensors; i++) KILN_CHECK(check_tensor(&tensors[i]));
-    char name[64], path[PATH_MAX], tmp[PATH_MAX], latest[PATH_MAX], line[80];
-    step_name(meta->step, name, sizeof name);
-    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/%s", dir, name));
-    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
-    KILN_CHECK(kiln_path_format(latest, sizeof latest, "%s/latest", dir));
-    KILN_CHECK(kiln_mkdir_p(dir));
+/* What every rank of a collective save writes alike: rank 0's meta, clock and fault. */
+typedef struct save_header {
+    kiln_ckpt_meta meta;
+    char created[32];
+    int fault;
+} save_header;
 
-    double t0 = kiln_time_s();
-    kiln_status st = write_file(tmp, meta, tensors, n_tensors, take_fault(meta->step));
-    if (st != KILN_OK) {
-        if (st != KILN_ERR_INTERRUPTED) unlink(tmp); /* an injected crash leaves its tmp behind */
-        kiln_error_trace(__FILE__, __LINE__, "write_file(tmp, meta, tensors, n_tensors, fault)");
-        return st;
+static kiln_status share_header(kiln_comm *comm, const kiln_ckpt_meta *meta, save_header *h)
+{
+    if (!comm || kiln_comm_rank(comm, KILN_AXIS_WORLD) == 0) {
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(h->created, sizeof h->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        h->meta = *meta;
+        h->fault = (int)take_fault(meta->step);
     }
+    return comm ? kiln_comm_bcast(comm, KILN_AXIS_WORLD, h, sizeof *h, 0) : KILN_OK;
+}
+
+/* The written tmp becomes the checkpoint: renamed with its sidecar, named by `latest`, the
+ * old ones pruned. One process does this (rank 0 in a job). */
+static kiln_status commit(const char *dir, const char *tmp, int64_t step, int keep, double t0)
+{
+    char name[64], path[PATH_MAX], latest[PATH_MAX], line[80];
+    step_name(step, name, sizeof name);
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s/%s", dir, name));
+    KILN_CHECK(kiln_path_format(latest, sizeof latest, "%s/latest", dir));
     KILN_CHECK(publish(tmp, path));
     snprintf(line, sizeof line, "%s\n", name);
     KILN_CHECK(kiln_write_file_atomic(latest, line, strlen(line)));
@@ -371,12 +233,49 @@ kiln_status kiln_ckpt_save(const char *dir, const kiln_ckpt_meta *meta,
     kiln_info("checkpoint %s: %lld bytes durable in %.3f s", path,
               stat(path, &sb) == 0 ? (long long)sb.st_size : -1LL, seconds);
     /* The checkpoint is durable and current now; failing to tidy up must not fail the save. */
-    if (prune(dir, meta->step, keep) != KILN_OK) {
+    if (prune(dir, step, keep) != KILN_OK) {
         kiln_warn("checkpoint '%s' saved, but removing old ones failed: %s", path,
                   kiln_error_message());
         kiln_error_clear();
     }
     return KILN_OK;
+}
+
+static kiln_status save_as(kiln_comm *comm, int lead, const char *dir, const save_header *h,
+                           const kiln_ckpt_tensor *tensors, int n_tensors, int keep)
+{
+    char name[64], tmp[PATH_MAX];
+    step_name(h->meta.step, name, sizeof name);
+    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s/%s.tmp", dir, name));
+    KILN_CHECK(kiln_ckpt_agree(comm, lead ? kiln_mkdir_p(dir) : KILN_OK));
+    double t0 = kiln_time_s();
+    kiln_status st = kiln_ckpt_write_file(comm, tmp, &h->meta, h->created, tensors, n_tensors,
+                                          (kiln_ckpt_fault)h->fault);
+    if (st != KILN_OK) {
+        if (lead && st != KILN_ERR_INTERRUPTED) unlink(tmp); /* an injected crash leaves its tmp */
+        kiln_error_trace(__FILE__, __LINE__, "kiln_ckpt_write_file(comm, tmp, ...)");
+        return st;
+    }
+    return kiln_ckpt_agree(comm, lead ? commit(dir, tmp, h->meta.step, keep, t0) : KILN_OK);
+}
+
+kiln_status kiln_ckpt_save(kiln_comm *comm, const char *dir, const kiln_ckpt_meta *meta,
+                           const kiln_ckpt_tensor *tensors, int n_tensors, int keep)
+{
+    if (!dir || !meta || n_tensors < 0 || (n_tensors > 0 && !tensors) || meta->step < 0)
+        return KILN_ERROR(KILN_ERR_ARG, "kiln_ckpt_save: bad arguments (dir, meta, %d tensors)",
+                          n_tensors);
+    if (!memchr(meta->config_text, '\0', sizeof meta->config_text))
+        return KILN_ERROR(KILN_ERR_ARG, "kiln_ckpt_save: config text is not terminated");
+    /* a lone rank (the MPI singleton included) writes without MPI-IO */
+    if (comm && kiln_comm_size(comm, KILN_AXIS_WORLD) == 1) comm = NULL;
+    int lead = !comm || kiln_comm_rank(comm, KILN_AXIS_WORLD) == 0;
+    save_header *h = calloc(1, sizeof *h);
+    KILN_CHECK_ALLOC(h);
+    kiln_status st = share_header(comm, meta, h);
+    if (st == KILN_OK) st = save_as(comm, lead, dir, h, tensors, n_tensors, keep);
+    free(h);
+    return st;
 }
 
 /* ---- reading: shared with ckpt_inspect.c ---- */
@@ -667,8 +566,8 @@ kiln_status kiln_ckpt_find_latest(const char *dir, char *path, size_t path_len, 
 static kiln_status load_tensor(hid_t file, const char *path, kiln_ckpt_tensor *t)
 {
     hid_t dset;
-    KILN_CHECK(check_tensor(t));
-    uint64_t numel = tensor_numel(t);
+    KILN_CHECK(kiln_ckpt_check_tensor(t));
+    uint64_t numel = kiln_ckpt_tensor_numel(t);
     KILN_CHECK(kiln_h5_open_dataset(file, t->name, H5T_NATIVE_FLOAT, t->ndim, t->shape, &dset));
     kiln_status st = kiln_h5_read_range(dset, H5T_NATIVE_FLOAT, H5P_DEFAULT, t->start, t->count,
                                         t->data);

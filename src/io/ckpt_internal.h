@@ -1,11 +1,31 @@
-/* What ckpt.c shares with ckpt_inspect.c: opening a checkpoint, its sidecar check, its meta,
- * and a per-dataset scan (shape, L2 norm, crc32 against the stored attribute). */
+/* What ckpt.c shares with ckpt_write.c (writing the file) and ckpt_inspect.c: tensor checks,
+ * opening a checkpoint, its sidecar check, its meta, and a per-dataset scan (shape, L2 norm,
+ * crc32 against the stored attribute). */
 #ifndef KILN_CKPT_INTERNAL_H
 #define KILN_CKPT_INTERNAL_H
 #include <hdf5.h>
 #include "kiln/ckpt.h"
 
 #define KILN_CKPT_FORMAT_VERSION 1
+
+uint64_t kiln_ckpt_tensor_numel(const kiln_ckpt_tensor *t);
+/* Name, rank, range and data of one descriptor. */
+kiln_status kiln_ckpt_check_tensor(const kiln_ckpt_tensor *t);
+
+/* Fault injection for tests: none; stop half-way and return KILN_ERR_INTERRUPTED; stop
+ * half-way and _exit(99) as a killed writer would. */
+typedef enum { KILN_CKPT_FAULT_NONE, KILN_CKPT_FAULT_RETURN, KILN_CKPT_FAULT_EXIT } kiln_ckpt_fault;
+
+/* Writes the file tmp (meta attributes with `created`, then every tensor's dataset and crc32);
+ * checks the descriptors first. comm NULL: this process alone; otherwise collectively by every
+ * rank of comm's world, which all pass the same meta and created (ckpt.c sends rank 0's). */
+/* In a job (comm not NULL): every rank learns whether st failed anywhere (kiln_comm_agree);
+ * alone: st. */
+kiln_status kiln_ckpt_agree(kiln_comm *comm, kiln_status st);
+
+kiln_status kiln_ckpt_write_file(kiln_comm *comm, const char *tmp, const kiln_ckpt_meta *meta,
+                                 const char *created, const kiln_ckpt_tensor *t, int n,
+                                 kiln_ckpt_fault fault);
 
 /* Opens read-only; a file HDF5 cannot open (truncated, not HDF5) is KILN_ERR_CKPT. */
 kiln_status kiln_ckpt_open(const char *path, hid_t *file);

@@ -9,7 +9,6 @@
  * micro-batch's buckets are staged, reduce-scattered and added to the shard (zero_grads.c). */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 #include "dp_internal.h"
 #include "kiln/runtime.h"
 
@@ -245,13 +244,17 @@ kiln_status kiln_dp_after_update(kiln_dp *dp)
     return KILN_OK;
 }
 
-kiln_status kiln_dp_gather_state(kiln_dp *dp, const float *shard, float *full)
+void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi)
 {
-    if (!dp->zero) {
-        memcpy(full, shard, dp->n * sizeof(float));
-        return KILN_OK;
-    }
-    return kiln_comm_gather_f32(dp->comm, KILN_AXIS_DP, shard, full, dp->counts, dp->displs, 0);
+    *lo = (size_t)dp->displs[dp->me];
+    *hi = *lo + (size_t)dp->counts[dp->me];
+}
+
+void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi)
+{
+    *base = kiln_model_host_params(dp->model); /* the flat buffer on the CPU, else its mirror */
+    *lo = 0;
+    *hi = dp->n;
 }
 
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim)

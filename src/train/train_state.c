@@ -1,6 +1,7 @@
 /* The mapping between a training run and its checkpoint: parameters under model/<tensor>,
  * optimizer state under optim/<state>/<tensor>, and the counters, seed, config and data
- * cursor as attributes. */
+ * cursor as attributes. Each rank writes its part and reads what it holds, so a checkpoint
+ * is the same file whatever the number of ranks or the ZeRO stage on either side. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,54 +13,62 @@ typedef struct ckpt_names {
     char (*names)[160];
     kiln_ckpt_tensor *tensors;
     int n;
-    float *full[2];                    /* optimizer states gathered whole (saving a shard) */
 } ckpt_names;
 
-/* Descriptor k: the part [a, b) of tensor ti (flat parameter indexes) held at data. */
-static void describe(ckpt_names *cn, const char *prefix, const kiln_tensor_info *ti, size_t a,
-                     size_t b, float *data)
+/* A buffer holding the flat parameter range [lo, hi) (parameters or an optimizer state). */
+typedef struct held_range {
+    float *base;                       /* element 0 is flat index lo */
+    size_t lo, hi;
+} held_range;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* One descriptor per tensor for its part inside [lo, hi) (a sub-range of h), named
+ * prefix + tensor name. every_tensor: also for tensors with no part there, as an empty range
+ * (a collective save needs every rank to list every tensor). */
+static void describe_part(ckpt_names *cn, const kiln_model *m, const char *prefix, held_range h,
+                          size_t lo, size_t hi, int every_tensor)
 {
-    int k = cn->n++;
-    snprintf(cn->names[k], sizeof cn->names[k], "%s%s", prefix, ti->name);
-    kiln_ckpt_tensor *t = &cn->tensors[k];
-    t->name = cn->names[k];
-    t->data = data;
-    t->ndim = ti->ndim;
-    memcpy(t->shape, ti->shape, sizeof t->shape);
-    t->start = a - ti->offset;
-    t->count = b - a;
+    for (int i = 0; i < kiln_model_num_tensors(m); i++) {
+        const kiln_tensor_info *ti = kiln_model_tensor(m, i);
+        size_t a = max_sz(ti->offset, lo), b = min_sz(ti->offset + ti->numel, hi);
+        if (a >= b && !every_tensor) continue;
+        int k = cn->n++;
+        snprintf(cn->names[k], sizeof cn->names[k], "%s%s", prefix, ti->name);
+        kiln_ckpt_tensor *t = &cn->tensors[k];
+        t->name = cn->names[k];
+        t->ndim = ti->ndim;
+        memcpy(t->shape, ti->shape, sizeof t->shape);
+        t->start = a < b ? a - ti->offset : 0;
+        t->count = a < b ? b - a : 0;
+        t->data = a < b ? h.base + (a - h.lo) : NULL;
+    }
 }
 
-/* Parameters whole; each optimizer state either whole from state_base[s] (n_params floats,
- * for saving) or, with state_base NULL, only this rank's shard of it (for loading). */
-static kiln_status describe_tensors(train_run *r, ckpt_names *cn, float *const *state_base)
+/* Saving (write = 1): every tensor's part in this rank's write part of the flat range, whole
+ * tensors across the ranks. Loading: everything this rank holds. Parameters go under model/,
+ * optimizer state s under optim/<s>/. */
+static kiln_status describe_tensors(train_run *r, ckpt_names *cn, int write)
 {
     int nt = kiln_model_num_tensors(r->model), ns = kiln_optim_num_states(r->optim);
-    size_t lo, hi;
-    kiln_optim_range(r->optim, &lo, &hi);
     cn->names = calloc((size_t)(nt * (1 + ns)), sizeof *cn->names);
     cn->tensors = calloc((size_t)(nt * (1 + ns)), sizeof *cn->tensors);
     KILN_CHECK_ALLOC(cn->names);
     KILN_CHECK_ALLOC(cn->tensors);
-    for (int i = 0; i < nt; i++) {
-        const kiln_tensor_info *ti = kiln_model_tensor(r->model, i);
-        describe(cn, "model/", ti, ti->offset, ti->offset + ti->numel,
-                 kiln_model_host_params(r->model) + ti->offset);
-    }
+    size_t part_lo, part_hi;
+    kiln_dp_write_part(r->dp, &part_lo, &part_hi);
+    held_range params;
+    kiln_dp_held_params(r->dp, &params.base, &params.lo, &params.hi);
+    describe_part(cn, r->model, "model/", params, write ? part_lo : params.lo,
+                  write ? part_hi : params.hi, write);
     for (int s = 0; s < ns; s++) {
         char prefix[64];
+        held_range state = {kiln_optim_host_state(r->optim, s), 0, 0};
+        kiln_optim_range(r->optim, &state.lo, &state.hi);
         snprintf(prefix, sizeof prefix, "optim/%s/", kiln_optim_state_name(r->optim, s));
-        for (int i = 0; i < nt; i++) {
-            const kiln_tensor_info *ti = kiln_model_tensor(r->model, i);
-            size_t a = ti->offset, b = ti->offset + ti->numel;
-            if (state_base) {
-                describe(cn, prefix, ti, a, b, state_base[s] + a);
-                continue;
-            }
-            if (a < lo) a = lo;
-            if (b > hi) b = hi;
-            if (a < b) describe(cn, prefix, ti, a, b, kiln_optim_host_state(r->optim, s) + (a - lo));
-        }
+        describe_part(cn, r->model, prefix, state, write ? part_lo : state.lo,
+                      write ? part_hi : state.hi, write);
     }
     return KILN_OK;
 }
@@ -68,19 +77,6 @@ static void free_names(ckpt_names *cn)
 {
     free(cn->names);
     free(cn->tensors);
-    for (int s = 0; s < 2; s++) free(cn->full[s]);
-}
-
-/* Whole optimizer states on world rank 0 (gathered from the shards under ZeRO). */
-static kiln_status gather_states(train_run *r, ckpt_names *cn)
-{
-    size_t n = kiln_model_num_params(r->model);
-    for (int s = 0; s < kiln_optim_num_states(r->optim); s++) {
-        cn->full[s] = malloc(n * sizeof(float));
-        KILN_CHECK_ALLOC(cn->full[s]);
-        KILN_CHECK(kiln_dp_gather_state(r->dp, kiln_optim_host_state(r->optim, s), cn->full[s]));
-    }
-    return KILN_OK;
 }
 
 static kiln_ckpt_meta *meta_alloc(void) { return calloc(1, sizeof(kiln_ckpt_meta)); }
@@ -99,8 +95,7 @@ kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep)
     /* on a GPU: the host mirrors the file is written from (no-ops on the CPU) */
     KILN_CHECK_GOTO(st, kiln_model_params_to_host(r->model), done);
     KILN_CHECK_GOTO(st, kiln_optim_states_to_host(r->optim), done);
-    KILN_CHECK_GOTO(st, gather_states(r, &cn), done);
-    KILN_CHECK_GOTO(st, describe_tensors(r, &cn, cn.full), done);
+    KILN_CHECK_GOTO(st, describe_tensors(r, &cn, 1), done);
     meta->step = r->step;
     meta->samples_seen = r->samples_seen;
     meta->tokens_seen = r->tokens_seen;
@@ -109,10 +104,8 @@ kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep)
     meta->best_eval_loss = r->best_eval_loss;
     snprintf(meta->config_text, sizeof meta->config_text, "%s", r->config_yaml);
     snprintf(meta->kiln_version, sizeof meta->kiln_version, "%s", KILN_VERSION);
-    /* every rank holds the whole state (no sharding yet): rank 0 writes, the others wait */
-    if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0)
-        KILN_CHECK_GOTO(st, kiln_ckpt_save(dir, meta, cn.tensors, cn.n, keep), done);
-    KILN_CHECK_GOTO(st, kiln_comm_barrier(r->comm), done);
+    /* every rank writes its part of every tensor, collectively */
+    KILN_CHECK_GOTO(st, kiln_ckpt_save(r->comm, dir, meta, cn.tensors, cn.n, keep), done);
     kiln_debug("checkpoint: step %ld -> %s (all ranks)", r->step, dir);
 done:
     free_names(&cn);
@@ -126,7 +119,7 @@ kiln_status train_restore_checkpoint(train_run *r, const char *path)
     kiln_ckpt_meta *meta = meta_alloc();
     KILN_CHECK_ALLOC(meta);
     kiln_status st;
-    KILN_CHECK_GOTO(st, describe_tensors(r, &cn, NULL), done);
+    KILN_CHECK_GOTO(st, describe_tensors(r, &cn, 0), done);
     KILN_CHECK_GOTO(st, kiln_ckpt_load(path, meta, cn.tensors, cn.n), done);
     KILN_CHECK_GOTO(st, kiln_model_params_to_device(r->model), done);
     KILN_CHECK_GOTO(st, kiln_optim_states_to_device(r->optim), done);

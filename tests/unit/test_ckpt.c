@@ -58,7 +58,7 @@ static kiln_status save_step(const char *dir, int64_t step, int keep)
     fill(step);
     set_meta(step);
     tensors(t, w, b, m);
-    return kiln_ckpt_save(dir, &meta, t, 3, keep);
+    return kiln_ckpt_save(NULL, dir, &meta, t, 3, keep);
 }
 
 static void path_in(char *out, const char *dir, const char *name)
@@ -332,7 +332,7 @@ static void test_range_save(const char *dir)
     kiln_ckpt_tensor t[3] = {{W_NAME, w + 25, 2, {10, 6}, 25, 35},
                              {B_NAME, b, 1, {NB}, 0, NB},
                              {W_NAME, w, 2, {10, 6}, 0, 25}};
-    CHECK_OK(kiln_ckpt_save(dir, &meta, t, 3, 0));
+    CHECK_OK(kiln_ckpt_save(NULL, dir, &meta, t, 3, 0));
     float w2[NW];
     kiln_ckpt_tensor back = {W_NAME, w2, 2, {10, 6}, 0, NW};
     char path[PATH_MAX];
@@ -342,10 +342,10 @@ static void test_range_save(const char *dir)
 
     t[0].start = 24;
     t[0].count = 36;
-    CHECK_FAILS(kiln_ckpt_save(dir, &meta, t, 3, 0), KILN_ERR_ARG, "overlap at element 25");
+    CHECK_FAILS(kiln_ckpt_save(NULL, dir, &meta, t, 3, 0), KILN_ERR_ARG, "overlap at element 25");
     t[0].start = 26;
     t[0].count = 34;
-    CHECK_FAILS(kiln_ckpt_save(dir, &meta, t, 3, 0), KILN_ERR_ARG, "skip element 25");
+    CHECK_FAILS(kiln_ckpt_save(NULL, dir, &meta, t, 3, 0), KILN_ERR_ARG, "skip element 25");
     CHECK(!exists(dir, "step-00000007.h5.tmp"), "failed save left its tmp");
     CHECK_OK(kiln_ckpt_verify(path)); /* the failed saves left the earlier step 7 intact */
 }
