@@ -7,7 +7,8 @@
  * averaged gradient of its range, updates that range with its share of the optimizer state,
  * and an all-gather gives every rank the new parameters. Stage 2 also keeps only the own shard
  * of the gradients: a bucket's gradients live in a staging buffer only while backward fills it
- * and its reduce-scatter runs. */
+ * and its reduce-scatter runs. Stage 3 also keeps only the own shard of the parameters: each
+ * block is all-gathered just before forward or backward uses it and released after. */
 #ifndef KILN_PARALLEL_H
 #define KILN_PARALLEL_H
 #include <stddef.h>

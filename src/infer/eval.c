@@ -22,7 +22,8 @@ kiln_status kiln_eval_loop(kiln_model *m, kiln_loader *l, kiln_comm *c, uint64_t
         const kiln_batch *b;
         KILN_CHECK(kiln_loader_next(l, &b));
         if (!b) break;
-        if (b->B == 0) continue;
+        /* a rank with no rows of this batch still runs the forward: under ZeRO-3 it takes part
+         * in every block's parameter all-gather */
         float loss;
         int64_t hits, n;
         KILN_CHECK(kiln_model_forward(m, b, 0, step, &loss, &hits, &n));

@@ -20,7 +20,7 @@ static kiln_status launch_flat(kiln_dp *dp, dp_bucket *b)
 {
     float *g = kiln_model_grads(dp->model) + b->offset;
     if (dp->zero == 0) return kiln_comm_iallreduce_f32(dp->comm, KILN_AXIS_DP, g, b->numel, &b->req);
-    return kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, g, b->counts, &b->req);
+    return kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, g, b->shares.counts, &b->req);
 }
 
 static void launch(kiln_dp *dp, dp_bucket *b)
@@ -45,25 +45,38 @@ void dp_progress(kiln_dp *dp)
     }
 }
 
+/* Hooks report the first failure (the model returns it from forward/backward); after one,
+ * no bucket is launched any more, but blocking parameter gathers still take place so that the
+ * other ranks are not left waiting in them. */
 static kiln_status on_begin(void *ctx, int block, kiln_pass pass)
 {
     kiln_dp *dp = ctx;
-    if (dp->zero >= 2 && pass == KILN_PASS_BACKWARD && dp->error == KILN_OK)
+    kiln_status st = dp->zero == 3 ? zero_params_begin(dp, block) : KILN_OK;
+    if (dp->error == KILN_OK) dp->error = st;
+    if (dp->error == KILN_OK && dp->zero >= 2 && pass == KILN_PASS_BACKWARD)
         dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
-    return KILN_OK; /* failures are reported once, by kiln_dp_finish */
+    return dp->error;
+}
+
+static kiln_status on_end(void *ctx, int block, kiln_pass pass)
+{
+    kiln_dp *dp = ctx;
+    if (dp->zero == 3) zero_params_end(dp, block);
+    return KILN_OK;
 }
 
 static kiln_status on_done(void *ctx, int block)
 {
     kiln_dp *dp = ctx;
-    if (!dp->reducing || (!dp->overlap && dp->zero < 2)) return KILN_OK;
+    if (dp->zero == 3) zero_params_end(dp, block);
+    if (!dp->reducing || (!dp->overlap && dp->zero < 2)) return dp->error;
     /* a backward that scored nothing reports blocks done without beginning them */
     if (dp->zero >= 2 && dp->error == KILN_OK)
         dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
     while (dp->next_launch < dp->n_buckets && dp->buckets[dp->next_launch].first_block >= block)
         launch(dp, &dp->buckets[dp->next_launch++]);
     dp_progress(dp);
-    return KILN_OK;
+    return dp->error;
 }
 
 static kiln_status plan_shards(kiln_dp *dp)
@@ -82,20 +95,28 @@ static kiln_status plan_shards(kiln_dp *dp)
     return KILN_OK;
 }
 
-/* Each rank's share of a bucket: its shard's intersection with the range (shards are in rank
- * order, so the shares tile the bucket in rank order too). */
-static kiln_status plan_bucket_shares(kiln_dp *dp, dp_bucket *b)
+kiln_status dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out)
 {
-    b->counts = calloc((size_t)dp->world, sizeof *b->counts);
-    KILN_CHECK_ALLOC(b->counts);
-    size_t end = b->offset + b->numel;
+    out->counts = calloc((size_t)dp->world, sizeof *out->counts);
+    out->displs = calloc((size_t)dp->world, sizeof *out->displs);
+    KILN_CHECK_ALLOC(out->counts);
+    KILN_CHECK_ALLOC(out->displs);
+    size_t end = offset + numel;
+    out->mine = 0;
     for (int r = 0; r < dp->world; r++) {
         size_t s_lo = (size_t)dp->displs[r], s_hi = s_lo + (size_t)dp->counts[r];
-        size_t a = max_sz(s_lo, b->offset), z = min_sz(s_hi, end);
-        b->counts[r] = a < z ? (int)(z - a) : 0;
-        if (r == dp->me) b->mine = a < z ? a - b->offset : 0;
+        size_t a = max_sz(s_lo, offset), z = min_sz(s_hi, end);
+        out->counts[r] = a < z ? (int)(z - a) : 0;
+        out->displs[r] = r ? out->displs[r - 1] + out->counts[r - 1] : 0;
+        if (r == dp->me && a < z) out->mine = a - offset;
     }
     return KILN_OK;
+}
+
+void dp_free_shares(dp_shares *s)
+{
+    free(s->counts);
+    free(s->displs);
 }
 
 static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
@@ -120,7 +141,10 @@ static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
         cur->pinned |= blk->reused;
         dp->bucket_of[i] = dp->n_buckets - 1;
     }
-    for (int i = 0; i < dp->n_buckets; i++) KILN_CHECK(plan_bucket_shares(dp, &dp->buckets[i]));
+    for (int i = 0; i < dp->n_buckets; i++) {
+        dp_bucket *b = &dp->buckets[i];
+        KILN_CHECK(dp_plan_shares(dp, b->offset, b->numel, &b->shares));
+    }
     return KILN_OK;
 }
 
@@ -130,10 +154,12 @@ static kiln_status dp_init(kiln_dp *dp, size_t bucket_bytes)
     kiln_block_hooks hooks = none;
     hooks.ctx = dp;
     hooks.begin = on_begin;
+    hooks.end = on_end;
     hooks.done = on_done;
     KILN_CHECK(plan_shards(dp));
     KILN_CHECK(plan_buckets(dp, bucket_bytes));
     if (dp->zero >= 2) KILN_CHECK(zero_grads_init(dp));
+    if (dp->zero == 3) KILN_CHECK(zero_params_init(dp));
     kiln_model_set_block_hooks(dp->model, &hooks);
     return KILN_OK;
 }
@@ -142,10 +168,14 @@ kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *b
                            size_t bucket_bytes, int overlap, int zero_stage, kiln_dp **out)
 {
     *out = NULL;
-    if (zero_stage < 0 || zero_stage > 2)
-        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
-                          "parallel.zero=%d: ZeRO stage 3 is not built yet; use 0, 1 or 2",
+    if (zero_stage < 0 || zero_stage > 3)
+        return KILN_ERROR(KILN_ERR_CONFIG, "parallel.zero must be 0, 1, 2 or 3, found %d",
                           zero_stage);
+    if (zero_stage == 3 && be->kind != KILN_DEVICE_CPU)
+        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
+                          "parallel.zero=3 is not built for the %s backend yet (its checkpoints "
+                          "go through a host mirror of the whole model); use 0, 1 or 2",
+                          be->name);
     kiln_dp *dp = calloc(1, sizeof *dp);
     KILN_CHECK_ALLOC(dp);
     dp->comm = comm;
@@ -169,8 +199,9 @@ void kiln_dp_free(kiln_dp *dp)
 {
     if (!dp) return;
     kiln_model_set_block_hooks(dp->model, NULL);
-    for (int i = 0; dp->buckets && i < dp->n_buckets; i++) free(dp->buckets[i].counts);
+    for (int i = 0; dp->buckets && i < dp->n_buckets; i++) dp_free_shares(&dp->buckets[i].shares);
     zero_grads_free(dp);
+    zero_params_free(dp);
     free(dp->buckets);
     free(dp->bucket_of);
     free(dp->counts);
@@ -219,7 +250,10 @@ void kiln_dp_shard(const kiln_dp *dp, size_t *lo, size_t *hi)
     *hi = dp->hi;
 }
 
-float *kiln_dp_shard_params(kiln_dp *dp) { return kiln_model_params(dp->model) + dp->lo; }
+float *kiln_dp_shard_params(kiln_dp *dp)
+{
+    return dp->zero == 3 ? dp->shard_params : kiln_model_params(dp->model) + dp->lo;
+}
 
 float *kiln_dp_shard_grads(kiln_dp *dp)
 {
@@ -236,7 +270,8 @@ kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm)
 
 kiln_status kiln_dp_after_update(kiln_dp *dp)
 {
-    if (!dp->zero) return KILN_OK;
+    if (dp->zero == 3) zero_params_changed(dp); /* gathered afresh by the next forward */
+    if (dp->zero == 0 || dp->zero == 3) return KILN_OK;
     double t0 = kiln_time_s();
     KILN_CHECK(kiln_comm_allgather_f32(dp->comm, KILN_AXIS_DP, kiln_model_params(dp->model),
                                        dp->counts, dp->displs));
@@ -252,15 +287,16 @@ void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi)
 
 void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi)
 {
-    *base = kiln_model_host_params(dp->model); /* the flat buffer on the CPU, else its mirror */
-    *lo = 0;
-    *hi = dp->n;
+    int sharded = dp->zero == 3;
+    *base = sharded ? dp->shard_params : kiln_model_host_params(dp->model);
+    *lo = sharded ? dp->lo : 0;
+    *hi = sharded ? dp->hi : dp->n;
 }
 
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim)
 {
     size_t shard = dp->hi - dp->lo;
-    *params = dp->n * sizeof(float);
+    *params = (dp->zero == 3 ? shard + dp->gather_numel : dp->n) * sizeof(float);
     *grads = (dp->zero >= 2 ? shard + dp->arena_numel : dp->n) * sizeof(float);
     *optim = (size_t)n_states * shard * sizeof(float);
 }

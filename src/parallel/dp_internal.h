@@ -1,15 +1,21 @@
 /* What the data-parallel engine (data_parallel.c) shares with its ZeRO parts: gradient
- * staging for stages 2 and 3 (zero_grads.c). */
+ * staging for stages 2 and 3 (zero_grads.c), parameter gathers for stage 3 (zero_params.c). */
 #ifndef KILN_DP_INTERNAL_H
 #define KILN_DP_INTERNAL_H
 #include "kiln/parallel.h"
+
+/* Each rank's part of a flat range: its shard's intersection with it (shards are in rank
+ * order, so the parts tile the range in rank order too). */
+typedef struct dp_shares {
+    int *counts, *displs;        /* (world) sizes, and starts from the range's start */
+    size_t mine;                 /* where this rank's part starts, from the range's start */
+} dp_shares;
 
 /* A run of whole blocks, reduced as one collective as soon as backward has finished them. */
 typedef struct dp_bucket {
     size_t offset, numel;        /* range of the flat parameters (and gradients) */
     int first_block;             /* the lowest block in it: backward finishes it last */
-    int *counts;                 /* (world) each rank's part of the range: its shard's share */
-    size_t mine;                 /* where this rank's part starts, from offset */
+    dp_shares shares;            /* of the range: what each rank's reduce-scatter keeps */
     int pinned;                  /* ZeRO-2/3: holds a reused block, so it is staged all backward */
     size_t arena_at;             /* ZeRO-2/3: its fixed place in the staging arena */
     float *staging;              /* ZeRO-2/3: its gradients while staged, else NULL */
@@ -32,6 +38,11 @@ struct kiln_dp {
     float *shard_grads;          /* ZeRO-2/3 (hi - lo): accumulated, then averaged, gradients */
     float *arena;                /* ZeRO-2/3: where buckets are staged */
     size_t arena_numel;
+    float *shard_params;         /* ZeRO-3 (hi - lo): this rank's parameters */
+    dp_shares *block_shares;     /* ZeRO-3 (blocks): each block's parts, for its all-gather */
+    float *gather;               /* ZeRO-3 (gather_numel, the largest block): a gathered block */
+    size_t gather_numel;
+    int gathered, in_use;        /* ZeRO-3: the block in gather (valid), the one in use; -1 none */
     kiln_status error;           /* first failure inside a hook, reported by finish */
     double wait_s;
 };
@@ -39,6 +50,8 @@ struct kiln_dp {
 /* Every in-flight bucket reduction gets a chance to progress (MPI moves non-blocking
  * collectives only inside MPI calls). */
 void dp_progress(kiln_dp *dp);
+kiln_status dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out);
+void dp_free_shares(dp_shares *s);
 
 /* ZeRO-2/3 gradients (zero_grads.c). Plan the arena (bucket places, size) and allocate it and
  * the shard; the flat gradient buffer is freed. */
@@ -51,5 +64,16 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b);
 kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b);
 /* Wait for a bucket's reduce-scatter, add this rank's part to the shard, release its place. */
 kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b);
+
+/* ZeRO-3 parameters (zero_params.c). Keep this rank's shard and a gather buffer; the flat
+ * parameter buffer is freed. */
+kiln_status zero_params_init(kiln_dp *dp);
+void zero_params_free(kiln_dp *dp);
+/* Gather block's parameters (unless the buffer still holds them) and point the model there. */
+kiln_status zero_params_begin(kiln_dp *dp, int block);
+/* The pass is done with the block: the model's pointer is taken away. */
+void zero_params_end(kiln_dp *dp, int block);
+/* The shard changed (an optimizer step): the gathered copy is stale. */
+void zero_params_changed(kiln_dp *dp);
 
 #endif

@@ -100,7 +100,7 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
 kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b)
 {
     KILN_CHECK(zero_grads_stage(dp, b));
-    KILN_CHECK(kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, b->staging, b->counts, &b->req));
+    KILN_CHECK(kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, b->staging, b->shares.counts, &b->req));
     if (dp->overlap) return KILN_OK;
     double t0 = kiln_time_s();
     kiln_status st = zero_grads_complete(dp, b);
@@ -113,9 +113,9 @@ kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b)
     kiln_status st = kiln_comm_wait(b->req);
     b->req = NULL;
     KILN_CHECK(st);
-    size_t mine = (size_t)b->counts[dp->me];
+    size_t mine = (size_t)b->shares.counts[dp->me];
     if (mine)
-        dp->be->ops.axpy(dp->shard_grads + (b->offset + b->mine - dp->lo), b->staging + b->mine,
+        dp->be->ops.axpy(dp->shard_grads + (b->offset + b->shares.mine - dp->lo), b->staging + b->shares.mine,
                          1.0f, mine, dp->be->stream);
     b->staging = NULL;
     point_blocks(dp, b, NULL);

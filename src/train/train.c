@@ -59,13 +59,16 @@ static kiln_status open_data(train_run *r)
     return KILN_OK;
 }
 
-static kiln_status build_model(train_run *r)
+/* The model, warm-started unless the run resumes (before ZeRO-3 shards its parameters), the
+ * data-parallel engine and the optimizer over this rank's shard. */
+static kiln_status build_model(train_run *r, int resuming)
 {
     const kiln_train_config *c = &r->cfg;
     int in_dim = kiln_dataset_width(r->train_ds);
     int n_out = kiln_dataset_num_classes(r->train_ds);
     KILN_CHECK(kiln_model_create(&c->model, in_dim, n_out, r->micro_batch, r->be,
                                  (uint64_t)c->train.seed, &r->model));
+    KILN_CHECK(train_warm_start(r, resuming));
     size_t bucket_bytes = (size_t)(c->parallel.bucket_mb * 1048576.0);
     KILN_CHECK(kiln_dp_create(r->comm, r->model, r->be, bucket_bytes, c->parallel.overlap,
                               c->parallel.zero, &r->dp));
@@ -87,9 +90,12 @@ static kiln_status build_model(train_run *r)
 }
 
 /* "auto": continue from the newest valid checkpoint if there is one; "never": start fresh
- * (refusing to mix with an existing run); anything else: that checkpoint file. */
-static kiln_status resume_if_asked(train_run *r, const char *resume)
+ * (refusing to mix with an existing run); anything else: that checkpoint file or registry URI.
+ * *found = 1 and path when there is one to resume from. */
+static kiln_status find_resume(train_run *r, const char *resume, char *path, size_t len,
+                               int *found)
 {
+    *found = 0;
     if (!strcmp(resume, "never")) {
         char latest[4200];
         snprintf(latest, sizeof latest, "%s/latest", r->ckpt_dir);
@@ -99,16 +105,11 @@ static kiln_status resume_if_asked(train_run *r, const char *resume)
                               "or set train.out_dir to a new directory", r->cfg.train.out_dir);
         return KILN_OK;
     }
-    char path[4096];
-    int found = 0;
-    if (!strcmp(resume, "auto")) {
-        KILN_CHECK(kiln_ckpt_find_latest(r->ckpt_dir, path, sizeof path, &found));
-        if (!found) return KILN_OK;
-    } else {
-        KILN_CHECK(kiln_registry_locate(kiln_registry_root(r->cfg.registry.path), resume, path,
-                                        sizeof path, NULL));
-    }
-    return train_restore_checkpoint(r, path);
+    if (!strcmp(resume, "auto")) return kiln_ckpt_find_latest(r->ckpt_dir, path, len, found);
+    KILN_CHECK(kiln_registry_locate(kiln_registry_root(r->cfg.registry.path), resume, path, len,
+                                    NULL));
+    *found = 1;
+    return KILN_OK;
 }
 
 static kiln_status setup(train_run *r, const kiln_train_opts *o)
@@ -131,12 +132,15 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
         fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
                 r->config_yaml);
     KILN_CHECK(open_data(r));
-    KILN_CHECK(build_model(r));
-    r->best_eval_loss = INFINITY;
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/ckpt", r->cfg.train.out_dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", r->cfg.train.out_dir);
-    KILN_CHECK(resume_if_asked(r, o->resume ? o->resume : "auto"));
-    KILN_CHECK(train_warm_start(r));
+    char resume_path[4096];
+    int resuming;
+    KILN_CHECK(find_resume(r, o->resume ? o->resume : "auto", resume_path, sizeof resume_path,
+                           &resuming));
+    KILN_CHECK(build_model(r, resuming));
+    r->best_eval_loss = INFINITY;
+    if (resuming) KILN_CHECK(train_restore_checkpoint(r, resume_path));
     /* input accepted: from here on the run directory may be written (by rank 0) */
     if (kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0) {
         KILN_CHECK(kiln_mkdir_p(r->ckpt_dir));

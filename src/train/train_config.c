@@ -81,7 +81,7 @@ static const kiln_cfg_key train_keys[] = {
       "data parallel: gradient all-reduce bucket size in MiB"),
     K("parallel.zero", KILN_CFG_INT, parallel.zero, "0", NULL,
       "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks, "
-      "2 = also the gradients"),
+      "2 = also the gradients, 3 = also the parameters"),
     K("parallel.overlap", KILN_CFG_BOOL, parallel.overlap, "true", NULL,
       "data parallel: all-reduce each bucket as soon as backward finishes it"),
 };

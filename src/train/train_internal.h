@@ -41,11 +41,12 @@ kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep);
 kiln_status train_restore_checkpoint(train_run *r, const char *path);
 
 /* The registry (train_registry.c): check registry.* and resolve train.init_from (pinning an
- * alias to its version) before anything is written; load the warm start (unless resumed);
+ * alias to its version) before anything is written; load the warm start into the new model
+ * before it is sharded (unless the run resumes);
  * keep the best-by-eval checkpoint aside (periodic evals that improve, registry.name set);
  * register the final and best models at the end. */
 kiln_status train_check_registry_config(train_run *r);
-kiln_status train_warm_start(train_run *r);
+kiln_status train_warm_start(train_run *r, int resuming);
 kiln_status train_keep_best(train_run *r, const eval_result *ev);
 kiln_status train_register(train_run *r, const eval_result *ev);
 

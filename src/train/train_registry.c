@@ -54,12 +54,12 @@ kiln_status train_check_registry_config(train_run *r)
     return KILN_OK;
 }
 
-kiln_status train_warm_start(train_run *r)
+kiln_status train_warm_start(train_run *r, int resuming)
 {
     const char *from = r->cfg.train.init_from;
     if (!from[0]) return KILN_OK;
-    if (r->step > 0) {
-        kiln_info("train.init_from '%s' not used: resumed at step %ld", from, r->step);
+    if (resuming) {
+        kiln_info("train.init_from '%s' not used: the run resumes from a checkpoint", from);
         return KILN_OK;
     }
     kiln_status st = kiln_model_load_checkpoint(r->model, r->init_path);

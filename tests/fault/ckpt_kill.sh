@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# A 4-rank ZeRO-2 job whose collective checkpoint write is killed half-way (fault injection:
+# A 4-rank ZeRO-3 job whose collective checkpoint write is killed half-way (fault injection:
 # the save of step 20 stops after half its datasets and the last rank exits while the others
 # wait inside the collective write) ends, leaves the step-10 checkpoint and `latest` valid, and
 # --resume auto finishes bit-identically to an uninterrupted 4-rank run.
 source "$(dirname "$0")/../e2e/lib.sh"
 cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 common=(--set data.path="$(fmnist_h5)" --set train.steps=30 --set train.ckpt_every=10
-  --set train.log_every=1 --set train.threads=1 --set train.keep=5 --set parallel.zero=2
+  --set train.log_every=1 --set train.threads=1 --set train.keep=5 --set parallel.zero=3
   --set parallel.bucket_mb=0.5)
 ranks=4
 

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # ZeRO changes where the training state lives, not the result. For the MLP and the GPT, 20 steps
-# with ZeRO 1 and 2 on 1, 2 and 4 ranks match one process (ZeRO-0) within 1e-5; every rank
-# holds the bytes its stage's formula gives (zero_memory.py), and on 4 ranks ZeRO-2 holds less
-# gradient memory than ZeRO-1. A checkpoint saved on 4 ranks with the highest stage resumes on
-# 2 ranks with ZeRO-1 and on 1 rank with ZeRO-0, on the uninterrupted run's curve.
+# with ZeRO 1, 2 and 3 on 1, 2 and 4 ranks match one process (ZeRO-0) within 1e-5; every rank
+# holds the bytes its stage's formula gives (zero_memory.py), and on 4 ranks the GPT's
+# gradients shrink from ZeRO-1 to ZeRO-2 and its parameters from ZeRO-2 to ZeRO-3. A checkpoint
+# saved on 4 ranks with ZeRO-3 resumes on 2 ranks with ZeRO-1 and on 1 rank with ZeRO-0, on the
+# uninterrupted run's curve (both models; the GPT's tied embedding is sharded like the rest).
 source "$(dirname "$0")/../e2e/lib.sh"
 compare="$(dirname "$0")/../fault/compare_runs.py"
 memory="$(dirname "$0")/zero_memory.py"
-stages=(1 2)
+stages=(1 2 3)
 top=${stages[-1]}
-bucket_mb=0.1 # several buckets even for these small models, so ZeRO-2 staging is below the model
+bucket_mb=0.1 # several buckets even for these small models, so ZeRO-2/3 staging is below the model
 
 mlp_cfg="$KILN_SRC/configs/fmnist-mlp.yaml"
 mlp=(--set data.path="$(fmnist_h5)" --set train.ckpt_every=10)
 mlp_blocks="401920,262656,5130" # 784x512+512, 512x512+512, 512x10+10
 gpt_cfg="$KILN_SRC/configs/gpt-fortunes.yaml"
 gpt=(--set data.path="$(fortunes_h5)" --set model.n_layer=4 --set model.n_embd=64 --set model.n_head=2
-  --set model.block_size=64 --set train.batch_size=8 --set train.eval_batches=2 --set train.ckpt_every=0)
+  --set model.block_size=64 --set train.batch_size=8 --set train.eval_batches=2 --set train.ckpt_every=10)
 # embedding (256 + 64) x 64, tied to the LM head; 4 blocks of 12C^2 + 13C; final LayerNorm 2C
 gpt_blocks="20480*,49984,49984,49984,49984,128"
 
@@ -38,8 +39,17 @@ check_memory() { # NAME STAGE RANKS BLOCKS
     pass "$1 memory: $out" || fail "$1 memory: $out"
 }
 
-grad_bytes() { # NAME: the gradient bytes rank 0 reports
-  sed -n 's/.*memory: rank 0 holds params [0-9]* B, grads \([0-9]*\) B.*/\1/p' "$WORK/$1.log"
+held() { # NAME params|grads: the bytes rank 0 reports holding
+  grep -o "memory: rank 0 holds params [0-9]* B, grads [0-9]* B" "$WORK/$1.log" |
+    awk -v what="$2" '{ print (what == "params" ? $6 : $9) }'
+}
+
+shrinks() { # WHAT FROM TO: rank 0 of the GPT on 4 ranks holds fewer WHAT bytes at stage TO
+  local a b
+  a=$(held "gpt-z$2-4" "$1") b=$(held "gpt-z$3-4" "$1")
+  [ -n "$a" ] && [ -n "$b" ] && [ "$b" -lt "$a" ] &&
+    pass "GPT on 4 ranks: ZeRO-$3 holds $b B of $1, ZeRO-$2 $a B" ||
+    fail "GPT on 4 ranks: ZeRO-$3's $1 bytes '$b' not below ZeRO-$2's '$a'"
 }
 
 check_model() { # MODEL CONFIG BLOCKS ARGS...
@@ -63,25 +73,28 @@ check_model() { # MODEL CONFIG BLOCKS ARGS...
 
 check_model mlp "$mlp_cfg" "$mlp_blocks" "${mlp[@]}"
 check_model gpt "$gpt_cfg" "$gpt_blocks" "${gpt[@]}"
-g1=$(grad_bytes gpt-z1-4) g2=$(grad_bytes gpt-z2-4)
-[ -n "$g1" ] && [ -n "$g2" ] && [ "$g2" -lt "$g1" ] &&
-  pass "GPT on 4 ranks: ZeRO-2 holds $g2 B of gradients, ZeRO-1 $g1 B" ||
-  fail "GPT on 4 ranks: ZeRO-2 gradient bytes '$g2' not below ZeRO-1's '$g1'"
+shrinks grads 1 2
+shrinks params 2 3
 
 # resume the 4-rank run of the highest stage from its step-10 checkpoint on 2 ranks with ZeRO-1
-# and on 1 rank with ZeRO-0
+# and on 1 rank with ZeRO-0 (the resumed run drops the metrics lines after step 10 itself)
+resume_from() { # MODEL CONFIG RANKS STAGE ARGS...
+  local model=$1 cfg=$2 ranks=$3 stage=$4 from="$WORK/$1-z$top-4" out=
+  shift 4
+  local name="$model-from-z$top-4-to-z$stage-$ranks"
+  mkdir -p "$WORK/$name/ckpt"
+  cp "$from/ckpt/step-00000010.h5" "$from/ckpt/step-00000010.h5.crc32" "$WORK/$name/ckpt/"
+  echo step-00000010.h5 > "$WORK/$name/ckpt/latest"
+  cp "$from/metrics.jsonl" "$WORK/$name/"
+  train "$name" "$ranks" "$stage" "$cfg" "$@" &&
+    grep -q "resumed from .*step-00000010.h5" "$WORK/$name.log" &&
+    out=$("$PY" "$compare" "$WORK/$model-1" "$WORK/$name" 20 1e-5 2>&1) &&
+    pass "$model ZeRO-$top x4 checkpoint resumed on $ranks rank(s) with ZeRO-$stage: $out" ||
+    fail "$model ZeRO-$top x4 -> ZeRO-$stage x$ranks: ${out:-$(tail -n 3 "$WORK/$name.log")}"
+}
 for target in "2 1" "1 0"; do
   set -- $target
-  name="from-z$top-4-to-z$2-$1"
-  mkdir -p "$WORK/$name/ckpt"
-  cp "$WORK/mlp-z$top-4/ckpt/step-00000010.h5" "$WORK/mlp-z$top-4/ckpt/step-00000010.h5.crc32" \
-    "$WORK/$name/ckpt/"
-  echo step-00000010.h5 > "$WORK/$name/ckpt/latest"
-  head -n 11 "$WORK/mlp-z$top-4/metrics.jsonl" > "$WORK/$name/metrics.jsonl"
-  out=
-  train "$name" "$1" "$2" "$mlp_cfg" "${mlp[@]}" && grep -q "resumed from .*step-00000010.h5" "$WORK/$name.log" &&
-    out=$("$PY" "$compare" "$WORK/mlp-1" "$WORK/$name" 20 1e-5 2>&1) &&
-    pass "ZeRO-$top x4 checkpoint resumed on $1 rank(s) with ZeRO-$2: $out" ||
-    fail "ZeRO-$top x4 -> ZeRO-$2 x$1: ${out:-$(tail -n 3 "$WORK/$name.log")}"
+  resume_from mlp "$mlp_cfg" "$1" "$2" "${mlp[@]}"
+  resume_from gpt "$gpt_cfg" "$1" "$2" "${gpt[@]}"
 done
 finish

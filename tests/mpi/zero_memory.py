@@ -9,10 +9,11 @@ states):
   stage 0: params 4n, grads 4n, optimizer 8n
   stage 1: params 4n, grads 4n, optimizer 8s
   stage 2: params 4n, grads 4(s + A), optimizer 8s
+  stage 3: params 4(s + G), grads 4(s + A), optimizer 8s
 where A, the gradient staging arena, is the buckets holding a reused block plus the largest
-pair of buckets consecutive in backward order (with overlap; without it the largest bucket).
-Buckets are runs of whole blocks taken from the last block, each closed once it holds at least
-BUCKET_MB MiB. Prints one line per stage and world; exits non-zero on the first mismatch."""
+pair of buckets consecutive in backward order (with overlap; without it the largest bucket),
+and G, the parameter gather buffer, is the largest block. Buckets are runs of whole blocks
+taken from the last block, each closed once it holds at least BUCKET_MB MiB. Prints one line per stage and world; exits non-zero on the first mismatch."""
 import re
 import sys
 
@@ -38,7 +39,7 @@ def arena(blocks, limit, overlap):
 
 
 def expected(stage, n, shard, blocks, limit, overlap):
-    params = 4 * n
+    params = 4 * n if stage < 3 else 4 * (shard + max(b for b, _ in blocks))
     grads = 4 * n if stage < 2 else 4 * (shard + arena(blocks, limit, overlap))
     optim = 8 * (n if stage == 0 else shard)
     return params, grads, optim
@@ -52,6 +53,7 @@ def main():
     n = sum(b for b, _ in blocks)
     rows = re.findall(r"memory: rank (\d+) holds params (\d+) B, grads (\d+) B, optimizer state "
                       r"(\d+) B \(ZeRO-(\d), shard \[(\d+), (\d+)\) of (\d+)\)", open(log).read())
+    rows.sort(key=lambda row: int(row[0]))  # ranks log in any order
     if len(rows) != world:
         sys.exit(f"{len(rows)} memory lines for {world} ranks in {log}")
     for row in rows:

@@ -1,7 +1,8 @@
 /* Model-level checks: the MLP's and GPT's analytic gradients against central finite
  * differences of the loss (every parameter of tiny models, dropout on and off), activation
- * recomputation giving bit-identical gradients, and gradient accumulation over micro-batches
- * matching one large batch. */
+ * recomputation giving bit-identical gradients, gradient accumulation over micro-batches
+ * matching one large batch, the block hooks' contract that ZeRO relies on, and a forward of
+ * zero rows (a rank with no rows of an eval batch still runs it). */
 #include <string.h>
 #include "check.h"
 #include "kiln/model.h"
@@ -201,8 +202,111 @@ static void test_gpt_causal(void)
     kiln_model_free(m);
 }
 
+/* Block hook events, checked against the contract in kiln/model.h as they come. */
+typedef struct hook_log {
+    const kiln_model *m;
+    int in_use;                         /* the block between begin and end/done, or -1 */
+    int begins, ends, dones, last_done;
+    int open[64];                       /* backward: gradients begun and not yet done */
+    int ok;
+} hook_log;
+
+static kiln_status log_begin(void *ctx, int block, kiln_pass pass)
+{
+    hook_log *h = ctx;
+    h->ok &= h->in_use < 0; /* one block at a time */
+    h->in_use = block;
+    h->begins++;
+    if (pass == KILN_PASS_BACKWARD) h->open[block] = 1;
+    return KILN_OK;
+}
+
+static kiln_status log_end(void *ctx, int block, kiln_pass pass)
+{
+    hook_log *h = ctx;
+    h->ok &= h->in_use == block;
+    h->in_use = -1;
+    h->ends++;
+    return KILN_OK;
+}
+
+static kiln_status log_done(void *ctx, int block)
+{
+    hook_log *h = ctx;
+    h->ok &= (h->in_use == block || h->in_use < 0) && h->open[block] && block < h->last_done;
+    /* a block is done once nothing later will add to it: every block after it is done */
+    h->in_use = -1;
+    h->open[block] = 0;
+    h->last_done = block;
+    h->dones++;
+    return KILN_OK;
+}
+
+/* A tiny MLP (6 inputs, 3 classes) or GPT (vocabulary 11) for batches of up to 4, and a
+ * batch of 4 for it. */
+static kiln_model *tiny_model(int lm, double dropout, int recompute, batch_store *bs)
+{
+    kiln_model_config c = lm ? gpt_config(dropout, recompute) : mlp_config(dropout);
+    kiln_model *m = NULL;
+    CHECK_OK(kiln_model_create(&c, 6, lm ? 11 : 3, 4, kiln_backend_cpu(), 5, &m));
+    make_batch(bs, 4, lm, 3);
+    return m;
+}
+
+/* Forward begins and ends every block it reads, one at a time (the GPT's tied embedding
+ * twice); backward begins every block before adding to its gradients and reports each done
+ * once, last block first, the reused embedding last although the head began it first. */
+static void test_block_hooks(void)
+{
+    for (int lm = 0; lm < 2; lm++) {
+        const char *kind = lm ? "gpt" : "mlp";
+        batch_store bs;
+        kiln_model *m = tiny_model(lm, 0.1, 1, &bs);
+        if (!m) continue;
+        int nb = kiln_model_num_blocks(m);
+        hook_log h = {m, -1, 0, 0, 0, nb, {0}, 1};
+        kiln_block_hooks hooks = {&h, log_begin, log_end, log_done};
+        kiln_model_set_block_hooks(m, &hooks);
+        float loss;
+        CHECK_OK(kiln_model_forward(m, &bs.b, 1, 0, &loss, NULL, NULL));
+        CHECK(h.ok && h.in_use < 0 && h.begins == nb + lm && h.ends == h.begins,
+              "%s forward: %d begins, %d ends for %d blocks (contract %s)", kind, h.begins,
+              h.ends, nb, h.ok ? "kept" : "broken");
+        h.begins = h.ends = 0;
+        CHECK_OK(kiln_model_backward(m, 1.0f));
+        CHECK(h.ok && h.dones == nb && h.last_done == 0 && h.begins == nb,
+              "%s backward: %d begins, %d dones for %d blocks (contract %s)", kind, h.begins,
+              h.dones, nb, h.ok ? "kept" : "broken");
+        CHECK(kiln_model_block(m, 0)->reused == lm, "%s: block 0 reused = %d", kind,
+              kiln_model_block(m, 0)->reused);
+        kiln_model_free(m);
+    }
+}
+
+/* Zero rows: loss 0, nothing scored, and the model is unharmed for the next batch. */
+static void test_empty_batch(void)
+{
+    for (int lm = 0; lm < 2; lm++) {
+        const char *kind = lm ? "gpt" : "mlp";
+        batch_store bs;
+        kiln_model *m = tiny_model(lm, 0.0, 0, &bs);
+        if (!m) continue;
+        float before = loss_of(m, &bs.b, 0), loss = -1.0f;
+        int64_t hits = -1, n = -1;
+        bs.b.B = 0;
+        CHECK_OK(kiln_model_forward(m, &bs.b, 0, 0, &loss, &hits, &n));
+        CHECK(loss == 0.0f && hits == 0 && n == 0, "%s, 0 rows: loss %g, %lld hits, %lld targets",
+              kind, loss, (long long)hits, (long long)n);
+        bs.b.B = 4;
+        CHECK(loss_of(m, &bs.b, 0) == before, "%s: a 0-row forward changed the next one", kind);
+        kiln_model_free(m);
+    }
+}
+
 int main(void)
 {
+    test_block_hooks();
+    test_empty_batch();
     test_gpt_causal();
     test_gradients();
     test_recompute_identical();
