@@ -58,6 +58,8 @@ else
 fi
 [ "$("$K" registry show tiny@staging --path)" = "$(ver_dir tiny 1)/model.h5" ] &&
   pass "registry show --path resolves @staging" || fail "show --path: $("$K" registry show tiny@staging --path 2>&1)"
+"$K" ckpt verify registry:tiny@staging | grep -q "versions/1/model.h5: ok" &&
+  pass "kiln ckpt verify takes a registry URI" || fail "ckpt verify registry:tiny@staging"
 
 # --- kiln eval of the registered model = the run's own final evaluation, on 1 and 2 ranks ---
 "$K" eval --model registry:tiny@staging --input "$data" --output "$WORK/eval1.json" >/dev/null 2>&1
