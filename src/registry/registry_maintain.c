@@ -96,6 +96,7 @@ kiln_status kiln_registry_verify(const char *root, const char *name, int64_t ver
     char **names;
     int n;
     KILN_CHECK(kiln_registry_models(root, &names, &n));
+    if (n == 0) fprintf(out, "registry '%s' has no models\n", root);
     kiln_status st = KILN_OK;
     for (int i = 0; i < n && st == KILN_OK; i++) st = verify_model(root, names[i], 0, out, n_bad);
     kiln_registry_free_names(names, n);
