@@ -3,7 +3,8 @@
  * Ranks on a node split its cores into equal contiguous shares in hwloc's logical order (which
  * keeps a share inside one package / NUMA node when it fits), bind themselves to their share
  * and run that many OpenMP/OpenBLAS threads. Where GPUs exist each rank takes the one nearest
- * its cores. The local rank comes from Open MPI or Slurm. */
+ * its cores. The local rank comes from Open MPI or Slurm; in a Slurm job that asked for
+ * --cpus-per-task, that is each rank's share unless placement.cores_per_rank says otherwise. */
 #ifndef KILN_TOPO_H
 #define KILN_TOPO_H
 #include <stdio.h>
@@ -16,20 +17,24 @@ typedef struct kiln_placement {
     int numa_node;               /* logical index of the NUMA node of its first core */
     int gpu;                     /* index among the node's GPUs, or -1 */
     int shared;                  /* more ranks than cores: ranks share cores round-robin */
+    int sized;                   /* the share was asked for (cores_per_rank, or Slurm's
+                                  * --cpus-per-task), not an even split of the node */
     char cpuset[128];            /* the bound PUs as a list, e.g. "0-3,8-11" */
 } kiln_placement;
 
-/* Local rank and ranks per node from OMPI_COMM_WORLD_LOCAL_RANK/SIZE or SLURM_LOCALID and
- * SLURM_NTASKS_PER_NODE (or SLURM_TASKS_PER_NODE); 0 and 1 when neither is set. */
+/* Local rank and ranks per node from OMPI_COMM_WORLD_LOCAL_RANK/SIZE (mpirun) or, inside an
+ * srun step, SLURM_LOCALID and the step's tasks on this node; 0 and 1 otherwise. */
 void kiln_topo_local_rank(int *local_rank, int *local_size);
-/* The plan for one local rank; cores_per_rank > 0 overrides the even split. */
+/* The plan for one local rank; cores_per_rank > 0 (else Slurm's CPUs per task) overrides the
+ * even split. */
 kiln_status kiln_topo_plan(int local_rank, int local_size, int cores_per_rank, kiln_placement *out);
 /* Bind this process (all its threads) to the plan's cores; bound_pus receives the binding as
  * the OS reports it afterwards (a list like "0-3"). */
 kiln_status kiln_topo_bind(const kiln_placement *p, char *bound_pus, size_t len);
 /* What a job does at start on every rank: plan this rank's share of its node (cores_per_rank 0
- * = an even split), bind to it when `bind`, and run `threads` threads (0 = as many as its
- * cores; a lone rank with no cores_per_rank keeps OMP_NUM_THREADS or all cores). Logs the
+ * = Slurm's CPUs per task, else an even split), bind to it when `bind`, and run `threads`
+ * threads (0 = as many as its cores; a lone rank with no share asked for keeps
+ * OMP_NUM_THREADS or all cores). Logs the
  * placement (at info on local rank 0); *threads_out: the threads in effect; *gpu: the GPU
  * nearest those cores, -1 when hwloc sees none. */
 kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int *threads_out,

@@ -1,5 +1,6 @@
 /* hwloc topology and the per-rank placement plan (see include/kiln/topo.h). */
 #include "kiln/topo.h"
+#include "kiln/slurm.h"
 #include <hwloc.h>
 #include "kiln/log.h"
 #include "kiln/runtime.h"
@@ -9,15 +10,17 @@
 static int env_int(const char *name, int fallback)
 {
     const char *s = getenv(name);
-    if (!s || !*s) return fallback;
-    return atoi(s); /* SLURM_TASKS_PER_NODE looks like "4(x2)": the leading count is ours */
+    return s && *s ? atoi(s) : fallback;
 }
 
 void kiln_topo_local_rank(int *local_rank, int *local_size)
 {
-    *local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", 0));
-    *local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE",
-                          env_int("SLURM_NTASKS_PER_NODE", env_int("SLURM_TASKS_PER_NODE", 1)));
+    /* inside an srun step Slurm knows the layout; the batch script itself (no step) and a
+     * process outside Slurm are one rank alone unless mpirun says otherwise */
+    const kiln_slurm_job *job = kiln_slurm();
+    int in_step = job->in_job && job->step_id >= 0 && job->tasks_on_node > 0;
+    *local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", in_step ? job->local_id : 0);
+    *local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", in_step ? job->tasks_on_node : 1);
     if (*local_size < 1) *local_size = 1;
     if (*local_rank < 0 || *local_rank >= *local_size) *local_rank = 0;
 }
@@ -64,10 +67,25 @@ static int nearest_gpu(hwloc_topology_t t, hwloc_const_cpuset_t set, int local_r
     return n_near ? near[local_rank % n_near] : local_rank % n_gpus;
 }
 
+/* Cores per rank when the config leaves it open: what Slurm allocated each task
+ * (--cpus-per-task counts hardware threads, so a core with two counts twice); 0 outside a
+ * job that asked, meaning an even split of the node. */
+static int slurm_cores_per_task(hwloc_topology_t t)
+{
+    const kiln_slurm_job *job = kiln_slurm();
+    if (!job->in_job || job->cpus_per_task <= 0) return 0;
+    int cores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+    int pus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+    int per_core = cores > 0 && pus >= cores ? pus / cores : 1;
+    return (job->cpus_per_task + per_core - 1) / per_core;
+}
+
 static void plan_from(hwloc_topology_t t, int local_rank, int local_size, int cores_per_rank,
                       kiln_placement *p, hwloc_cpuset_t set)
 {
     memset(p, 0, sizeof *p);
+    if (cores_per_rank <= 0) cores_per_rank = slurm_cores_per_task(t);
+    p->sized = cores_per_rank > 0;
     p->local_rank = local_rank;
     p->local_size = local_size;
     p->n_cores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
@@ -170,7 +188,7 @@ kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int 
     KILN_CHECK(kiln_topo_plan(local_rank, local_size, cores_per_rank, &p));
     char bound[128] = "not bound";
     if (bind) KILN_CHECK(kiln_topo_bind(&p, bound, sizeof bound));
-    int planned = local_size > 1 || cores_per_rank > 0 ? p.n_rank_cores : 0;
+    int planned = local_size > 1 || p.sized ? p.n_rank_cores : 0;
     *threads_out = kiln_threads_set(threads > 0 ? threads : planned);
     kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
              "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",

@@ -11,6 +11,7 @@
 #include "kiln/progress.h"
 #include "kiln/registry.h"
 #include "kiln/runtime.h"
+#include "kiln/slurm.h"
 #include "kiln/topo.h"
 #include "train_internal.h"
 
@@ -112,10 +113,25 @@ static kiln_status find_resume(train_run *r, const char *resume, char *path, siz
     return KILN_OK;
 }
 
+/* train.out_dir may name the run after its Slurm job (%j, %x, ...): the job id survives a
+ * requeue, so the requeued job finds the checkpoints its first run wrote. */
+static kiln_status name_run_after_job(train_run *r)
+{
+    const kiln_slurm_job *job = kiln_slurm();
+    kiln_cfg_str dir;
+    KILN_CHECK(kiln_slurm_expand(job, "train.out_dir", r->cfg.train.out_dir, dir, sizeof dir));
+    memcpy(r->cfg.train.out_dir, dir, sizeof dir);
+    char where[1024];
+    kiln_slurm_describe(job, where, sizeof where);
+    if (job->in_job) kiln_info("slurm: %s", where);
+    return KILN_OK;
+}
+
 static kiln_status setup(train_run *r, const kiln_train_opts *o)
 {
     KILN_CHECK(kiln_config_load(&kiln_train_schema, &r->cfg, o->config_path, o->overrides,
                                 o->n_overrides));
+    KILN_CHECK(name_run_after_job(r));
     r->comm = o->comm;
     r->rank = kiln_comm_rank(r->comm, KILN_AXIS_DP);
     r->world = kiln_comm_size(r->comm, KILN_AXIS_DP);

@@ -55,7 +55,8 @@ static const kiln_cfg_key train_keys[] = {
     K("train.keep", KILN_CFG_INT, train.keep, "3", NULL, "checkpoints to keep"),
     K("train.threads", KILN_CFG_INT, train.threads, "0", NULL, "CPU threads (0 = all available)"),
     K("train.out_dir", KILN_CFG_STRING, train.out_dir, "runs/default", NULL,
-      "run directory: metrics.jsonl, summary.json, ckpt/"),
+      "run directory: metrics.jsonl, summary.json, ckpt/; %j, %x, %A, %a name it after the Slurm "
+      "job (id, name, array job, array task; \"local\" outside Slurm)"),
     K("train.init_from", KILN_CFG_STRING, train.init_from, "", NULL,
       "warm start: load only the model parameters from this checkpoint or registry:NAME@ALIAS "
       "(shapes must match) and train from step 0"),
@@ -74,7 +75,8 @@ static const kiln_cfg_key train_keys[] = {
     K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
       "bind each rank to its share of the node's cores (hwloc; see `kiln topo`)"),
     K("placement.cores_per_rank", KILN_CFG_INT, placement.cores_per_rank, "0", NULL,
-      "cores (and threads) per rank; 0 = the node's cores split evenly among its ranks"),
+      "cores (and threads) per rank; 0 = Slurm's --cpus-per-task in a job that set it, else the "
+      "node's cores split evenly among its ranks"),
     K("parallel.pp", KILN_CFG_INT, parallel.pp, "1", NULL,
       "pipeline stages; the other factor of the world size is data parallel"),
     K("parallel.bucket_mb", KILN_CFG_FLOAT, parallel.bucket_mb, "25", NULL,

@@ -12,3 +12,6 @@ kiln_add_script_test(fault.ckpt_kill fault/ckpt_kill.sh fault 600)
 kiln_add_script_test(e2e.registry e2e/registry.sh e2e 900)
 kiln_add_script_test(e2e.infer e2e/infer.sh e2e 900)
 kiln_add_script_test(fault.infer_kill fault/infer_kill.sh fault 900)
+# Slurm: each test starts its own single-node Slurm (munge, slurmctld, slurmd) as root; 77 = skipped
+kiln_add_script_test(slurm.preempt slurm/preempt.sh slurm 600)
+set_tests_properties(slurm.preempt PROPERTIES SKIP_RETURN_CODE 77)
