@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # What every jobs/*.sbatch script shares: where kiln is, the srun line, and preemption.
 # Sourced by the sbatch scripts (see docs/slurm.md); not a job itself.
 #
 # Variables a user or site may set (sbatch passes the submitting shell's environment on):
-#   KILN               the kiln binary (default: `kiln` on PATH, else $KILN_HOME/build/kiln)
+#   KILN               the kiln binary (default: `kiln` on PATH, else the checkout's
+#                      build/kiln or the install's bin/kiln next to KILN_HOME)
 #   KILN_MPI           srun's --mpi plugin (default pmix: Debian's Open MPI 4.1 talks PMIx to
 #                      Slurm's mpi/pmix; pmi2 needs an Open MPI built --with-pmi). `srun
 #                      --mpi=list` shows a site's plugins.
@@ -28,6 +30,8 @@ KILN_EXIT_PREEMPTED=75
 if [ -z "${KILN:-}" ]; then
   KILN=$(command -v kiln || true)
   [ -n "$KILN" ] || KILN=$KILN_HOME/build/kiln
+  # installed: KILN_HOME is PREFIX/share/kiln
+  [ -x "$KILN" ] || KILN=$KILN_HOME/../../bin/kiln
 fi
 [ -x "$KILN" ] || { echo "kiln job: no kiln binary at '$KILN' (set KILN or build $KILN_HOME)" >&2; exit 2; }
 

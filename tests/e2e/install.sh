@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `cmake --install` puts the kiln binary, the public headers, the library and a pkg-config file
-# under the prefix, and a program built against them with pkg-config links and runs.
+# `cmake --install` puts the kiln binary, the public headers, the library, a pkg-config file
+# and the Slurm job scripts under the prefix, and a program built against them with pkg-config links and runs.
 source "$(dirname "$0")/lib.sh"
 build_dir=$(dirname "$(dirname "$KILN_BIN")")
 [ -f "$build_dir/CMakeCache.txt" ] || build_dir=$(dirname "$KILN_BIN")
@@ -8,6 +8,8 @@ cmake --install "$build_dir" --prefix "$WORK/prefix" >/dev/null
 [ -x "$WORK/prefix/bin/kiln" ] && pass "binary installed" || fail "no bin/kiln"
 "$WORK/prefix/bin/kiln" version | grep -q "^kiln " && pass "installed binary runs" || fail "installed kiln does not run"
 [ -f "$WORK/prefix/include/kiln/backend.h" ] && pass "headers installed" || fail "no include/kiln/backend.h"
+[ -x "$WORK/prefix/share/kiln/jobs/train.sbatch" ] && [ -f "$WORK/prefix/share/kiln/jobs/kiln_job.sh" ] &&
+  pass "Slurm job scripts installed" || fail "no share/kiln/jobs/train.sbatch + kiln_job.sh"
 pc=$(find "$WORK/prefix" -name kiln.pc | head -1)
 [ -n "$pc" ] && pass "pkg-config file installed: ${pc#"$WORK"/}" || fail "no kiln.pc"
 cat > "$WORK/use_kiln.c" <<'C'

@@ -14,4 +14,5 @@ kiln_add_script_test(e2e.infer e2e/infer.sh e2e 900)
 kiln_add_script_test(fault.infer_kill fault/infer_kill.sh fault 900)
 # Slurm: each test starts its own single-node Slurm (munge, slurmctld, slurmd) as root; 77 = skipped
 kiln_add_script_test(slurm.preempt slurm/preempt.sh slurm 600)
-set_tests_properties(slurm.preempt PROPERTIES SKIP_RETURN_CODE 77)
+kiln_add_script_test(slurm.nightly slurm/nightly.sh slurm 900)
+set_tests_properties(slurm.preempt slurm.nightly PROPERTIES SKIP_RETURN_CODE 77)

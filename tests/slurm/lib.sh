@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A real single-node Slurm for tests: munged, slurmctld and slurmd from Debian's packages,
 # started as root in this test's work directory with their own munge key and socket, config,
 # state, spool and logs, and ports found free, so several of these (and a site's own Slurm)
@@ -121,10 +122,10 @@ slurm_alive() { [ -e "/proc/$1" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 
 
 # Cancel the jobs, give them a moment to end, then stop what slurm_start started.
 slurm_stop() {
-  local pid i
+  local pid
   if [ -n "${SLURM_CONF:-}" ] && [ ${#SLURM_PIDS[@]} -gt 0 ]; then
     scancel --quiet --user=root 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
       [ -z "$(squeue -h 2>/dev/null)" ] && break
       sleep 0.2
     done
@@ -133,7 +134,7 @@ slurm_stop() {
   mapfile -t leftovers < <(slurm_leftovers)
   pids=("${SLURM_PIDS[@]}" "${leftovers[@]}")
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     local alive=0
     for pid in "${pids[@]}"; do slurm_alive "$pid" && alive=1; done
     [ "$alive" -eq 0 ] && break

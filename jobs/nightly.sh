@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The nightly retrain-and-score pipeline: submits one chain of Slurm jobs and returns.
+#
+#   refresh ─▶ train ─▶ eval candidate ─┐
+#      │       (warm start from          ├─▶ promote ─▶ score
+#      └─────▶ eval production ─────────┘   (only if    (with whatever
+#                                            better)     production is then)
+#
+# Each job starts only if the ones it depends on succeeded (--dependency=afterok) and is
+# cancelled if one of them failed (--kill-on-invalid-dep=yes): a failed step stops the chain,
+# and since only `promote` moves the alias, production stays where it was.
+#
+# usage: jobs/nightly.sh --model NAME --config CONFIG.yaml --data DATA.h5 [options]
+#   --import "KIND SRC..."   refresh: `kiln data import KIND SRC... DATA.h5` as the first job
+#                            (without it the chain trains on DATA.h5 as it is)
+#   --set key=value          training overrides (repeatable), after the pipeline's own
+#   --split S                held-out split for both evaluations (default: kiln eval's, test
+#                            for classifiers, val for the GPT)
+#   --metric loss|accuracy   what "better" means (default loss: lower)
+#   --min-delta D            the candidate must beat production by more than D (default 0)
+#   --score-input IN.h5 --score-output OUT.h5
+#                            the last job: kiln infer with production (use a new OUT each night)
+#   --alias A                the alias to move (default production)
+#   --candidate-alias A      the alias the retrained version gets (default staging)
+#   --registry DIR           the registry (default $KILN_REGISTRY, else ./registry)
+#   --run-dir DIR            where the chain keeps its run, evaluations, decision and logs
+#                            (default runs/nightly-NAME-YYYYmmdd-HHMMSS)
+#   --after JOB              start the chain only after that job succeeded (e.g. a site's own
+#                            data refresh)
+#   --sbatch "ARGS"          extra sbatch options for every job (e.g. "--account=ml --qos=low")
+# Prints the job ids and writes them to RUN_DIR/chain.txt. docs/slurm.md describes it all.
+set -euo pipefail
+KILN_HOME=${KILN_HOME:-$(cd "$(dirname "$0")/.." && pwd)}
+export KILN_HOME
+if [ -z "${KILN:-}" ]; then KILN=$(command -v kiln || echo "$KILN_HOME/build/kiln"); fi
+export KILN KILN_REGISTRY
+
+die() { echo "nightly: $*" >&2; exit 2; }
+model="" config="" data="" import="" split="" metric=loss min_delta=0 score_in="" score_out=""
+alias=production cand_alias=staging run="" sbatch_args="" after=""
+sets=()
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || die "$1 needs a value (see the top of $0)"
+  case "$1" in
+    --model) model=$2 ;;
+    --config) config=$2 ;;
+    --data) data=$2 ;;
+    --import) import=$2 ;;
+    --set) sets+=(--set "$2") ;;
+    --split) split=$2 ;;
+    --metric) metric=$2 ;;
+    --min-delta) min_delta=$2 ;;
+    --score-input) score_in=$2 ;;
+    --score-output) score_out=$2 ;;
+    --alias) alias=$2 ;;
+    --candidate-alias) cand_alias=$2 ;;
+    --registry) KILN_REGISTRY=$2 ;;
+    --run-dir) run=$2 ;;
+    --sbatch) sbatch_args=$2 ;;
+    --after) after=$2 ;;
+    *) die "unknown option '$1' (see the top of $0)" ;;
+  esac
+  shift 2
+done
+[ -n "$model" ] && [ -n "$config" ] && [ -n "$data" ] || die "--model, --config and --data are required"
+[ -f "$config" ] || die "config '$config' does not exist"
+[ -n "$import" ] || [ -f "$data" ] || die "data '$data' does not exist (and no --import to make it)"
+[ -n "$score_in" ] && [ -z "$score_out" ] && die "--score-input needs --score-output"
+[ -z "$score_in" ] && [ -n "$score_out" ] && die "--score-output needs --score-input"
+[ -x "$KILN" ] || die "no kiln binary at '$KILN' (set KILN)"
+[ -z "$score_in" ] || "$KILN" infer --help >/dev/null 2>&1 || die "'$KILN' has no infer command to score with"
+
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+config=$(abs "$config") data=$(abs "$data")
+[ -z "$score_in" ] || { score_in=$(abs "$score_in"); score_out=$(abs "$score_out"); }
+[ -z "${KILN_REGISTRY:-}" ] || KILN_REGISTRY=$(abs "$KILN_REGISTRY")
+run=$(abs "${run:-runs/nightly-$model-$(date +%Y%m%d-%H%M%S)}")
+mkdir -p "$run/logs"
+jobs="$KILN_HOME/jobs"
+
+# submit NAME AFTER SCRIPT ARGS...: one job of the chain, started after the jobs AFTER (a:b)
+submit() {
+  local name=$1 after=$2
+  shift 2
+  # shellcheck disable=SC2086
+  sbatch --parsable --job-name="nightly-$name" --output="$run/logs/%x-%j.out" \
+    ${after:+--dependency=afterok:$after --kill-on-invalid-dep=yes} $sbatch_args "$@"
+}
+
+# a model that has never been promoted is trained from scratch and promoted if it evaluates
+have_prod=0
+"$KILN" registry show "$model@$alias" >/dev/null 2>&1 && have_prod=1
+
+refresh=""
+# shellcheck disable=SC2086
+[ -z "$import" ] || refresh=$(submit refresh "$after" "$jobs/data.sbatch" import $import "$data")
+ready=${refresh:-$after} # the data is there once this job succeeded (none: it is there now)
+
+train_sets=(--set data.path="$data" --set train.out_dir="$run/train" --set registry.name="$model"
+  --set registry.alias="$cand_alias")
+[ "$have_prod" = 0 ] || train_sets+=(--set train.init_from="registry:$model@$alias")
+train=$(submit train "$ready" "$jobs/train.sbatch" "$config" "${train_sets[@]}" "${sets[@]}")
+
+eval_args=(--input "$data")
+[ -z "$split" ] || eval_args+=(--split "$split")
+eval_cand=$(submit eval-candidate "$train" "$jobs/eval.sbatch" --model "registry:$model@$cand_alias" \
+  "${eval_args[@]}" --output "$run/eval-candidate.json")
+evals=$eval_cand prod_json=none eval_prod=""
+if [ "$have_prod" = 1 ]; then
+  # production is scored on the refreshed data while the candidate trains
+  eval_prod=$(submit eval-production "$ready" "$jobs/eval.sbatch" --model "registry:$model@$alias" \
+    "${eval_args[@]}" --output "$run/eval-production.json")
+  evals=$eval_cand:$eval_prod prod_json=$run/eval-production.json
+fi
+
+promote=$(submit promote "$evals" "$jobs/promote.sbatch" "$model" "$run/eval-candidate.json" "$prod_json" \
+  --alias "$alias" --metric "$metric" --min-delta "$min_delta" --decision "$run/promote.json")
+
+score=""
+[ -z "$score_in" ] || score=$(submit score "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" \
+  --input "$score_in" --output "$score_out")
+
+{
+  echo "refresh $refresh"
+  echo "train $train"
+  echo "eval-candidate $eval_cand"
+  echo "eval-production $eval_prod"
+  echo "promote $promote"
+  echo "score $score"
+} > "$run/chain.txt"
+echo "nightly $model: submitted to Slurm, run directory $run"
+sed 's/^/  /' "$run/chain.txt"
