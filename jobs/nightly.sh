@@ -20,6 +20,7 @@
 #   --min-delta D            the candidate must beat production by more than D (default 0)
 #   --score-input IN.h5 --score-output OUT.h5
 #                            the last job: kiln infer with production (use a new OUT each night)
+#   --score-set key=value    kiln infer overrides (repeatable), e.g. infer.dataset=test/x
 #   --alias A                the alias to move (default production)
 #   --candidate-alias A      the alias the retrained version gets (default staging)
 #   --registry DIR           the registry (default $KILN_REGISTRY, else ./registry)
@@ -38,7 +39,7 @@ export KILN KILN_REGISTRY
 die() { echo "nightly: $*" >&2; exit 2; }
 model="" config="" data="" import="" split="" metric=loss min_delta=0 score_in="" score_out=""
 alias=production cand_alias=staging run="" sbatch_args="" after=""
-sets=()
+sets=() score_sets=()
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "$1 needs a value (see the top of $0)"
   case "$1" in
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
     --min-delta) min_delta=$2 ;;
     --score-input) score_in=$2 ;;
     --score-output) score_out=$2 ;;
+    --score-set) score_sets+=(--set "$2") ;;
     --alias) alias=$2 ;;
     --candidate-alias) cand_alias=$2 ;;
     --registry) KILN_REGISTRY=$2 ;;
@@ -118,7 +120,7 @@ promote=$(submit promote "$evals" "$jobs/promote.sbatch" "$model" "$run/eval-can
 
 score=""
 [ -z "$score_in" ] || score=$(submit score "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" \
-  --input "$score_in" --output "$score_out")
+  --input "$score_in" --output "$score_out" "${score_sets[@]}")
 
 {
   echo "refresh $refresh"

@@ -31,7 +31,8 @@ static const kiln_cfg_key infer_keys[] = {
     K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
       "bind each rank to its share of the node's cores"),
     K("placement.cores_per_rank", KILN_CFG_INT, placement.cores_per_rank, "0", NULL,
-      "cores per rank; 0 = the node's cores split evenly among its ranks"),
+      "cores per rank; 0 = Slurm's --cpus-per-task in a job that set it, else the node's cores "
+      "split evenly among its ranks"),
     K("registry.path", KILN_CFG_STRING, registry.path, "", NULL,
       "model registry root (empty: $KILN_REGISTRY, else ./registry)"),
 };

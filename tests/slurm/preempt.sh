@@ -7,14 +7,16 @@
 #   - SIGUSR1 to the batch shell only (--signal=B:USR1): the script passes it on to the ranks;
 #   - `scontrol requeue` (what an admin or a preempting job does): SIGTERM, checkpoint,
 #     Slurm requeues, the job resumes.
+# And jobs/infer.sbatch, sent SIGUSR1 mid-way: it stops after a round of chunks, requeues and
+# finishes only the missing chunks into an output byte-identical to an uninterrupted job's.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 slurm_start
 
-STEPS=600
-TRAIN=(--set data.path="$(fmnist_h5)" --set model.hidden=256,256 --set model.dropout=0.1
-  --set train.steps=$STEPS --set train.ckpt_every=200 --set train.log_every=1 --set train.keep=10
-  --set train.eval_every=150 --set train.eval_batches=4)
+STEPS=1200
+TRAIN=(--set data.path="$(fmnist_h5)" --set model.hidden=128,128 --set model.dropout=0.1
+  --set train.steps=$STEPS --set train.ckpt_every=400 --set train.log_every=1 --set train.keep=10
+  --set train.eval_every=300 --set train.eval_batches=4)
 export KILN=$KILN_BIN
 
 # submit NAME: the training job with its run in $WORK/NAME; prints the job id
@@ -80,4 +82,32 @@ requeue() { scontrol requeue "$1"; }
 interrupt usr1-steps usr1_steps
 interrupt usr1-batch usr1_batch
 interrupt requeue requeue
+
+# batch inference: a wider model over the 60000 training rows, in 60 chunks
+"$KILN_BIN" train "$KILN_SRC/configs/fmnist-mlp.yaml" --set data.path="$(fmnist_h5)" --set train.steps=2 \
+  --set train.out_dir="$WORK/scorer" >/dev/null 2>&1 || fail "training the model to score with"
+INFER=(--model "$WORK/scorer/ckpt/step-00000002.h5" --input "$(fmnist_h5)" --set infer.dataset=train/x
+  --set infer.chunk_rows=1000 --set infer.progress_interval=0.2)
+infer_job() { # NAME: submit the scoring job writing $WORK/NAME.h5
+  slurm_submit --chdir="$WORK" --job-name="$1" "$KILN_SRC/jobs/infer.sbatch" "${INFER[@]}" --output "$WORK/$1.h5"
+}
+job=$(infer_job scores-straight)
+slurm_wait "$job" || fail "uninterrupted infer job $job: $(tail -n 5 "$(slurm_log "$job")")"
+job=$(infer_job scores-usr1)
+t0=$SECONDS
+until grep -qE '^infer: ([1-9][0-9])/60' "$(slurm_log "$job")" 2>/dev/null || [ $((SECONDS - t0)) -gt 120 ]; do sleep 0.1; done
+scancel --signal=USR1 "$job"
+if slurm_wait "$job"; then
+  log=$(slurm_log "$job")
+  stopped=$(sed -n 's/.*stopped by a signal with \([0-9]*\) of 60 chunks.*/\1/p' "$log" | head -n 1)
+  [ -n "$stopped" ] && [ "$stopped" -lt 60 ] && [ "$(slurm_field "$job" Restarts)" = 1 ] &&
+    grep -q "resuming '$WORK/scores-usr1.h5.partial'" "$log" &&
+    pass "infer: stopped by SIGUSR1 with $stopped of 60 chunks done, requeued once, resumed the partial output" ||
+    fail "infer: stopped '$stopped', restarts $(slurm_field "$job" Restarts): $(grep -E 'kiln job|stopped|resum' "$log")"
+  cmp "$WORK/scores-straight.h5" "$WORK/scores-usr1.h5" &&
+    pass "infer: the requeued job's output is byte-identical to the uninterrupted job's" ||
+    fail "infer: outputs differ"
+else
+  fail "interrupted infer job $job: $(slurm_field "$job" JobState) $(tail -n 5 "$(slurm_log "$job")")"
+fi
 finish
