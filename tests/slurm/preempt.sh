@@ -19,10 +19,11 @@ TRAIN=(--set data.path="$(fmnist_h5)" --set model.hidden=128,128 --set model.dro
   --set train.eval_every=300 --set train.eval_batches=4)
 export KILN=$KILN_BIN
 
-# submit NAME: the training job with its run in $WORK/NAME; prints the job id
+# submit NAME: the training job with its run in $WORK/NAME; prints the job id. Submitted from
+# the checkout by a relative path, as users do (the script finds jobs/kiln_job.sh from it).
 submit() {
-  slurm_submit --chdir="$WORK" --job-name="$1" "$KILN_SRC/jobs/train.sbatch" \
-    "$KILN_SRC/configs/fmnist-mlp.yaml" "${TRAIN[@]}" --set train.out_dir="$WORK/$1"
+  (cd "$KILN_SRC" && slurm_submit --chdir="$WORK" --job-name="$1" jobs/train.sbatch \
+    "$KILN_SRC/configs/fmnist-mlp.yaml" "${TRAIN[@]}" --set train.out_dir="$WORK/$1")
 }
 
 # last_step RUN: the step of the run's newest metrics line (0 before the first)
