@@ -6,40 +6,45 @@
 // qkv, out and dqkv (leading dimensions 3C and C), so nothing is permuted or copied; the
 // softmaxes are one warp per row. The scores are computed for the whole T x T square and the
 // softmax writes exact zeros above the diagonal, so the products after it need no masking.
+// Everything is the storage type T, products accumulating in fp32; with bf16 the scores are
+// rounded to bf16 before the softmax (as llm.c does), and the softmaxes compute in fp32.
 #include "common.cuh"
 
 // One warp per row of P (B*NH*T rows of T): row t of its (b, h) matrix is a softmax over keys
 // 0..t, then zeros.
-__global__ void causal_softmax_kernel(float *P, int T, size_t rows)
+template <typename S> __global__ void causal_softmax_kernel(S *P, int T, size_t rows)
 {
     size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (row >= rows) return;
     int t = (int)(row % (size_t)T);
-    float *p = P + row * (size_t)T;
+    S *p = P + row * (size_t)T;
     float maxv = -INFINITY;
-    for (int j = lane; j <= t; j += 32) maxv = fmaxf(maxv, p[j]);
+    for (int j = lane; j <= t; j += 32) maxv = fmaxf(maxv, kiln_f32(p[j]));
     maxv = kiln_warp_max(maxv);
     float sum = 0.0f;
-    for (int j = lane; j <= t; j += 32) sum += expf(p[j] - maxv);
+    for (int j = lane; j <= t; j += 32) sum += expf(kiln_f32(p[j]) - maxv);
     sum = kiln_warp_sum(sum);
     float inv = 1.0f / sum;
-    for (int j = lane; j < T; j += 32) p[j] = j <= t ? expf(p[j] - maxv) * inv : 0.0f;
+    for (int j = lane; j < T; j += 32)
+        p[j] = kiln_store<S>(j <= t ? expf(kiln_f32(p[j]) - maxv) * inv : 0.0f);
 }
 
 // dS = P * (dP - rowsum(P * dP)) * scale in place over dP, zeros above the diagonal.
-__global__ void softmax_backward_kernel(float *dS, const float *P, int T, size_t rows, float scale)
+template <typename S>
+__global__ void softmax_backward_kernel(S *dS, const S *P, int T, size_t rows, float scale)
 {
     size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (row >= rows) return;
     int t = (int)(row % (size_t)T);
-    const float *p = P + row * (size_t)T;
-    float *ds = dS + row * (size_t)T;
+    const S *p = P + row * (size_t)T;
+    S *ds = dS + row * (size_t)T;
     float pdp = 0.0f;
-    for (int j = lane; j <= t; j += 32) pdp += p[j] * ds[j];
+    for (int j = lane; j <= t; j += 32) pdp += kiln_f32(p[j]) * kiln_f32(ds[j]);
     pdp = kiln_warp_sum(pdp);
-    for (int j = lane; j < T; j += 32) ds[j] = j <= t ? p[j] * (ds[j] - pdp) * scale : 0.0f;
+    for (int j = lane; j < T; j += 32)
+        ds[j] = kiln_store<S>(j <= t ? kiln_f32(p[j]) * (kiln_f32(ds[j]) - pdp) * scale : 0.0f);
 }
 
 static int row_kernel_launch(size_t rows, unsigned int *blocks)
@@ -50,7 +55,7 @@ static int row_kernel_launch(size_t rows, unsigned int *blocks)
 }
 
 // The (b, h) slices as cuBLAS batches: the outer loop runs over the smaller of B and NH and
-// each call batches the other, at a constant stride. Offsets and strides in floats.
+// each call batches the other, at a constant stride. Offsets and strides in elements.
 typedef struct head_slices {
     int outer, batch;
     long long qkv_stride, y_stride, att_stride;   // between batches
@@ -75,95 +80,78 @@ static head_slices slices_of(int B, int T, int C, int NH)
     return s;
 }
 
-static void attention_forward_in(cublasComputeType_t compute, float *out, float *att,
-                                 const float *qkv, int B, int T, int C, int NH, void *stream)
+template <typename S>
+static void attention_forward(float *out_f, float *att_f, const float *qkv_f, int B, int T, int C,
+                              int NH, void *stream)
 {
     cudaStream_t st = kiln_stream(stream);
+    S *out = kiln_typed<S>(out_f), *att = kiln_typed<S>(att_f);
+    const S *qkv = kiln_typed<S>(qkv_f);
     int hs = C / NH;
     head_slices s = slices_of(B, T, C, NH);
     float scale = 1.0f / sqrtf((float)hs);
     for (int o = 0; o < s.outer; o++) { // P = scale q k^T (T x T per head)
-        const float *q = qkv + o * s.qkv_outer, *k = q + C;
-        kiln_cuda_gemm_batched(compute, 0, 1, T, T, hs, scale, q, 3 * C, s.qkv_stride, k, 3 * C,
-                               s.qkv_stride, 0.0f, att + o * s.att_outer, T, s.att_stride,
-                               s.batch, st);
+        const S *q = qkv + o * s.qkv_outer, *k = q + C;
+        kiln_cuda_gemm_batched<S>(0, 1, T, T, hs, scale, q, 3 * C, s.qkv_stride, k, 3 * C,
+                                  s.qkv_stride, 0.0f, att + o * s.att_outer, T, s.att_stride,
+                                  s.batch, st);
     }
     size_t rows = (size_t)B * NH * T;
     unsigned int blocks;
     if (row_kernel_launch(rows, &blocks)) {
-        causal_softmax_kernel<<<blocks, KILN_THREADS, 0, st>>>(att, T, rows);
+        causal_softmax_kernel<S><<<blocks, KILN_THREADS, 0, st>>>(att, T, rows);
         if (KILN_CUDA_LAUNCHED("causal_softmax_kernel")) return;
     }
     for (int o = 0; o < s.outer; o++) { // out = P v
-        const float *v = qkv + o * s.qkv_outer + 2 * C;
-        kiln_cuda_gemm_batched(compute, 0, 0, T, hs, T, 1.0f, att + o * s.att_outer, T,
-                               s.att_stride, v, 3 * C, s.qkv_stride, 0.0f, out + o * s.y_outer, C,
-                               s.y_stride, s.batch, st);
+        const S *v = qkv + o * s.qkv_outer + 2 * C;
+        kiln_cuda_gemm_batched<S>(0, 0, T, hs, T, 1.0f, att + o * s.att_outer, T, s.att_stride, v,
+                                  3 * C, s.qkv_stride, 0.0f, out + o * s.y_outer, C, s.y_stride,
+                                  s.batch, st);
     }
 }
 
-static void attention_backward_in(cublasComputeType_t compute, float *dqkv, float *scratch,
-                                  const float *dout, const float *qkv, const float *att, int B,
-                                  int T, int C, int NH, void *stream)
+template <typename S>
+static void attention_backward(float *dqkv_f, float *scratch_f, const float *dout_f,
+                               const float *qkv_f, const float *att_f, int B, int T, int C, int NH,
+                               void *stream)
 {
     cudaStream_t st = kiln_stream(stream);
+    S *dqkv = kiln_typed<S>(dqkv_f), *scratch = kiln_typed<S>(scratch_f);
+    const S *dout = kiln_typed<S>(dout_f), *qkv = kiln_typed<S>(qkv_f), *att = kiln_typed<S>(att_f);
     int hs = C / NH;
     head_slices s = slices_of(B, T, C, NH);
     for (int o = 0; o < s.outer; o++) { // dP = dout v^T
-        const float *v = qkv + o * s.qkv_outer + 2 * C;
-        kiln_cuda_gemm_batched(compute, 0, 1, T, T, hs, 1.0f, dout + o * s.y_outer, C, s.y_stride,
-                               v, 3 * C, s.qkv_stride, 0.0f, scratch + o * s.att_outer, T,
-                               s.att_stride, s.batch, st);
+        const S *v = qkv + o * s.qkv_outer + 2 * C;
+        kiln_cuda_gemm_batched<S>(0, 1, T, T, hs, 1.0f, dout + o * s.y_outer, C, s.y_stride, v,
+                                  3 * C, s.qkv_stride, 0.0f, scratch + o * s.att_outer, T,
+                                  s.att_stride, s.batch, st);
     }
     size_t rows = (size_t)B * NH * T;
     unsigned int blocks;
     if (row_kernel_launch(rows, &blocks)) {
-        softmax_backward_kernel<<<blocks, KILN_THREADS, 0, st>>>(scratch, att, T, rows,
-                                                                 1.0f / sqrtf((float)hs));
+        softmax_backward_kernel<S><<<blocks, KILN_THREADS, 0, st>>>(scratch, att, T, rows,
+                                                                    1.0f / sqrtf((float)hs));
         if (KILN_CUDA_LAUNCHED("softmax_backward_kernel")) return;
     }
     for (int o = 0; o < s.outer; o++) {
-        const float *q = qkv + o * s.qkv_outer, *k = q + C;
-        const float *dS = scratch + o * s.att_outer, *P = att + o * s.att_outer;
-        const float *dy = dout + o * s.y_outer;
-        float *dq = dqkv + o * s.qkv_outer, *dk = dq + C, *dv = dq + 2 * C;
+        const S *q = qkv + o * s.qkv_outer, *k = q + C;
+        const S *dS = scratch + o * s.att_outer, *P = att + o * s.att_outer;
+        const S *dy = dout + o * s.y_outer;
+        S *dq = dqkv + o * s.qkv_outer, *dk = dq + C, *dv = dq + 2 * C;
         // dq += dS k;  dk += dS^T q;  dv += P^T dout
-        kiln_cuda_gemm_batched(compute, 0, 0, T, hs, T, 1.0f, dS, T, s.att_stride, k, 3 * C,
-                               s.qkv_stride, 1.0f, dq, 3 * C, s.qkv_stride, s.batch, st);
-        kiln_cuda_gemm_batched(compute, 1, 0, T, hs, T, 1.0f, dS, T, s.att_stride, q, 3 * C,
-                               s.qkv_stride, 1.0f, dk, 3 * C, s.qkv_stride, s.batch, st);
-        kiln_cuda_gemm_batched(compute, 1, 0, T, hs, T, 1.0f, P, T, s.att_stride, dy, C,
-                               s.y_stride, 1.0f, dv, 3 * C, s.qkv_stride, s.batch, st);
+        kiln_cuda_gemm_batched<S>(0, 0, T, hs, T, 1.0f, dS, T, s.att_stride, k, 3 * C,
+                                  s.qkv_stride, 1.0f, dq, 3 * C, s.qkv_stride, s.batch, st);
+        kiln_cuda_gemm_batched<S>(1, 0, T, hs, T, 1.0f, dS, T, s.att_stride, q, 3 * C,
+                                  s.qkv_stride, 1.0f, dk, 3 * C, s.qkv_stride, s.batch, st);
+        kiln_cuda_gemm_batched<S>(1, 0, T, hs, T, 1.0f, P, T, s.att_stride, dy, C, s.y_stride,
+                                  1.0f, dv, 3 * C, s.qkv_stride, s.batch, st);
     }
 }
 
-extern "C" {
-
-void kiln_cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                                 int NH, void *stream)
+template <typename S> static void fill_ops(kiln_ops *ops)
 {
-    attention_forward_in(CUBLAS_COMPUTE_32F, out, att, qkv, B, T, C, NH, stream);
+    ops->attention_forward = attention_forward<S>;
+    ops->attention_backward = attention_backward<S>;
 }
 
-void kiln_cuda_attention_backward(float *dqkv, float *scratch, const float *dout,
-                                  const float *qkv, const float *att, int B, int T, int C,
-                                  int NH, void *stream)
-{
-    attention_backward_in(CUBLAS_COMPUTE_32F, dqkv, scratch, dout, qkv, att, B, T, C, NH, stream);
-}
-
-void kiln_cuda_attention_forward_bf16(float *out, float *att, const float *qkv, int B, int T,
-                                      int C, int NH, void *stream)
-{
-    attention_forward_in(CUBLAS_COMPUTE_32F_FAST_16BF, out, att, qkv, B, T, C, NH, stream);
-}
-
-void kiln_cuda_attention_backward_bf16(float *dqkv, float *scratch, const float *dout,
-                                       const float *qkv, const float *att, int B, int T, int C,
-                                       int NH, void *stream)
-{
-    attention_backward_in(CUBLAS_COMPUTE_32F_FAST_16BF, dqkv, scratch, dout, qkv, att, B, T, C,
-                          NH, stream);
-}
-
-} // extern "C"
+KILN_CUDA_OPS_FILLER(kiln_cuda_attention_ops)

@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension on the GPU (biased variance, eps 1e-5), the formulas of
-// src/device/cpu_norm.c. Rows are one warp each; the weight and bias gradients are column
-// reductions over a fixed partition of the rows, summed in order (deterministic).
+// src/device/cpu_norm.c. Rows are one warp each, with fp32 statistics (mean and rstd are
+// stored fp32 in every precision); the weight and bias gradients are column reductions in
+// fp32 over a fixed partition of the rows, summed in order (deterministic).
 #include "common.cuh"
 
 #define LAYERNORM_EPS 1e-5f
@@ -8,20 +9,25 @@
 
 static unsigned int warp_rows_grid(int N) { return (unsigned int)((N + 7) / 8); } // 8 warps a block
 
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
-                                         const float *weight, const float *bias, int N, int C)
+template <typename T>
+__global__ void layernorm_forward_kernel(T *out, float *mean, float *rstd, const T *inp,
+                                         const T *weight, const T *bias, int N, int C)
 {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
-    const float *x = inp + (size_t)n * C;
-    float *y = out + (size_t)n * C;
+    const T *x = inp + (size_t)n * C;
+    T *y = out + (size_t)n * C;
     float sum = 0.0f;
-    for (int c = lane; c < C; c += 32) sum += x[c];
+    for (int c = lane; c < C; c += 32) sum += kiln_f32(x[c]);
     float m = kiln_warp_sum(sum) / C;
     float sq = 0.0f; // two passes: E[(x-m)^2] does not cancel as E[x^2] - m^2 does
-    for (int c = lane; c < C; c += 32) sq += (x[c] - m) * (x[c] - m);
+    for (int c = lane; c < C; c += 32) {
+        float d = kiln_f32(x[c]) - m;
+        sq += d * d;
+    }
     float s = 1.0f / sqrtf(kiln_warp_sum(sq) / C + LAYERNORM_EPS);
-    for (int c = lane; c < C; c += 32) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+    for (int c = lane; c < C; c += 32)
+        y[c] = kiln_store<T>((kiln_f32(x[c]) - m) * s * kiln_f32(weight[c]) + kiln_f32(bias[c]));
     if (lane == 0) {
         mean[n] = m;
         rstd[n] = s;
@@ -29,30 +35,35 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
 }
 
 // dx += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = weight * dout, per row.
-__global__ void layernorm_backward_input_kernel(float *dinp, const float *dout, const float *inp,
-                                                const float *weight, const float *mean,
+template <typename T>
+__global__ void layernorm_backward_input_kernel(T *dinp, const T *dout, const T *inp,
+                                                const T *weight, const float *mean,
                                                 const float *rstd, int N, int C)
 {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
-    const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-    float *dx = dinp + (size_t)n * C;
+    const T *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+    T *dx = dinp + (size_t)n * C;
     float m = mean[n], s = rstd[n], g_mean = 0.0f, gx_mean = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        float g = weight[c] * dy[c];
+        float g = kiln_f32(weight[c]) * kiln_f32(dy[c]);
         g_mean += g;
-        gx_mean += g * (x[c] - m) * s;
+        gx_mean += g * (kiln_f32(x[c]) - m) * s;
     }
     g_mean = kiln_warp_sum(g_mean) / C;
     gx_mean = kiln_warp_sum(gx_mean) / C;
-    for (int c = lane; c < C; c += 32)
-        dx[c] += s * (weight[c] * dy[c] - g_mean - (x[c] - m) * s * gx_mean);
+    for (int c = lane; c < C; c += 32) {
+        float g = kiln_f32(weight[c]) * kiln_f32(dy[c]);
+        float d = s * (g - g_mean - (kiln_f32(x[c]) - m) * s * gx_mean);
+        dx[c] = kiln_store<T>(kiln_f32(dx[c]) + d);
+    }
 }
 
 // partial[chunk][c] = sums over the chunk's rows of xhat * dout (dweight) and dout (dbias);
 // blocks of 32 columns x 8 row lanes.
-__global__ void layernorm_params_partial_kernel(float *pw, float *pb, const float *dout,
-                                                const float *inp, const float *mean,
+template <typename T>
+__global__ void layernorm_params_partial_kernel(float *pw, float *pb, const T *dout,
+                                                const T *inp, const float *mean,
                                                 const float *rstd, int N, int C)
 {
     __shared__ float acc_w[8][33], acc_b[8][33];
@@ -61,8 +72,8 @@ __global__ void layernorm_params_partial_kernel(float *pw, float *pb, const floa
     float sw = 0.0f, sb = 0.0f;
     if (c < C)
         for (int n = row0 + threadIdx.y; n < row1; n += 8) {
-            float dy = dout[(size_t)n * C + c];
-            sw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * dy;
+            float dy = kiln_f32(dout[(size_t)n * C + c]);
+            sw += (kiln_f32(inp[(size_t)n * C + c]) - mean[n]) * rstd[n] * dy;
             sb += dy;
         }
     acc_w[threadIdx.y][threadIdx.x] = sw;
@@ -79,7 +90,8 @@ __global__ void layernorm_params_partial_kernel(float *pw, float *pb, const floa
     }
 }
 
-__global__ void layernorm_params_finish_kernel(float *dweight, float *dbias, const float *pw,
+template <typename T>
+__global__ void layernorm_params_finish_kernel(T *dweight, T *dbias, const float *pw,
                                                const float *pb, int chunks, int C)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -89,41 +101,49 @@ __global__ void layernorm_params_finish_kernel(float *dweight, float *dbias, con
         tw += pw[(size_t)k * C + c];
         tb += pb[(size_t)k * C + c];
     }
-    dweight[c] += tw;
-    dbias[c] += tb;
+    dweight[c] = kiln_store<T>(kiln_f32(dweight[c]) + tw);
+    dbias[c] = kiln_store<T>(kiln_f32(dbias[c]) + tb);
 }
 
-extern "C" {
-
-void kiln_cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                                 const float *weight, const float *bias, int N, int C,
-                                 void *stream)
+template <typename T>
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C, void *stream)
 {
     if (N <= 0 || C <= 0) return;
-    layernorm_forward_kernel<<<warp_rows_grid(N), KILN_THREADS, 0, kiln_stream(stream)>>>(
-        out, mean, rstd, inp, weight, bias, N, C);
+    layernorm_forward_kernel<T><<<warp_rows_grid(N), KILN_THREADS, 0, kiln_stream(stream)>>>(
+        kiln_typed<T>(out), mean, rstd, kiln_typed<T>(inp), kiln_typed<T>(weight),
+        kiln_typed<T>(bias), N, C);
     KILN_CUDA_LAUNCHED("layernorm_forward_kernel");
 }
 
-void kiln_cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                                  const float *inp, const float *weight, const float *mean,
-                                  const float *rstd, int N, int C, void *stream)
+template <typename T>
+static void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C, void *stream)
 {
     if (N <= 0 || C <= 0) return;
     cudaStream_t st = kiln_stream(stream);
-    layernorm_backward_input_kernel<<<warp_rows_grid(N), KILN_THREADS, 0, st>>>(
-        dinp, dout, inp, weight, mean, rstd, N, C);
+    const T *dy = kiln_typed<T>(dout), *x = kiln_typed<T>(inp);
+    layernorm_backward_input_kernel<T><<<warp_rows_grid(N), KILN_THREADS, 0, st>>>(
+        kiln_typed<T>(dinp), dy, x, kiln_typed<T>(weight), mean, rstd, N, C);
     if (KILN_CUDA_LAUNCHED("layernorm_backward_input_kernel")) return;
     int chunks = (N + LN_ROWS_PER_CHUNK - 1) / LN_ROWS_PER_CHUNK;
     float *pw = (float *)kiln_cuda_scratch(2 * (size_t)chunks * C * sizeof(float));
     if (!pw) return;
     float *pb = pw + (size_t)chunks * C;
     dim3 grid((unsigned)((C + 31) / 32), (unsigned)chunks), block(32, 8);
-    layernorm_params_partial_kernel<<<grid, block, 0, st>>>(pw, pb, dout, inp, mean, rstd, N, C);
+    layernorm_params_partial_kernel<T><<<grid, block, 0, st>>>(pw, pb, dy, x, mean, rstd, N, C);
     if (KILN_CUDA_LAUNCHED("layernorm_params_partial_kernel")) return;
-    layernorm_params_finish_kernel<<<(unsigned)((C + KILN_THREADS - 1) / KILN_THREADS),
-                                     KILN_THREADS, 0, st>>>(dweight, dbias, pw, pb, chunks, C);
+    layernorm_params_finish_kernel<T><<<(unsigned)((C + KILN_THREADS - 1) / KILN_THREADS),
+                                        KILN_THREADS, 0, st>>>(
+        kiln_typed<T>(dweight), kiln_typed<T>(dbias), pw, pb, chunks, C);
     KILN_CUDA_LAUNCHED("layernorm_params_finish_kernel");
 }
 
-} // extern "C"
+template <typename T> static void fill_ops(kiln_ops *ops)
+{
+    ops->layernorm_forward = layernorm_forward<T>;
+    ops->layernorm_backward = layernorm_backward<T>;
+}
+
+KILN_CUDA_OPS_FILLER(kiln_cuda_norm_ops)

@@ -12,9 +12,16 @@
  * crash.
  *
  * On a GPU every pointer an op takes is device memory, ops only enqueue work on the stream and
- * return nothing; a failed launch is recorded and reported by the next synchronize. Buffers
- * are always float: precision bf16 (CUDA only, docs/cuda.md) changes how the GEMMs compute
- * (bf16 operands on tensor cores, fp32 accumulation and output), not what the table holds. */
+ * return nothing; a failed launch is recorded and reported by the next synchronize.
+ *
+ * Storage. Parameters, gradients and activations are buffers of the backend's storage type
+ * (its precision): float, or bfloat16 on the CUDA bf16 backend (train.precision=bf16,
+ * docs/cuda.md). The table declares them float * either way; a bf16 buffer behind that type
+ * is only ever handed to ops and collectives, and a view into it is made with
+ * kiln_precision_bytes per element, never with float pointer arithmetic. Ops compute in fp32
+ * (fp32 accumulation, statistics and losses) and round what they store. Always fp32, in every
+ * precision: LayerNorm's mean and rstd, softmax_xent's losses and probs, the optimizer's
+ * params (the master weights) and its states, and cast_from_f32's src. */
 #ifndef KILN_BACKEND_H
 #define KILN_BACKEND_H
 #include <stddef.h>
@@ -50,8 +57,9 @@ typedef struct kiln_ops {
     /* out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) int32, wte (V,C), wpe (maxT,C). */
     void (*embedding_forward)(float *out, const int32_t *tokens, const float *wte,
                               const float *wpe, int B, int T, int C, void *stream);
+    /* V: rows of wte (every token is < V). */
     void (*embedding_backward)(float *dwte, float *dwpe, const float *dout,
-                               const int32_t *tokens, int B, int T, int C, void *stream);
+                               const int32_t *tokens, int B, int T, int C, int V, void *stream);
 
     /* Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v side by side, each split
      * into NH heads of C/NH. att (B,NH,T,T) saves the softmax probabilities (upper triangle
@@ -84,14 +92,17 @@ typedef struct kiln_ops {
                              uint64_t stream_id, size_t n, void *stream);
 
     /* AdamW on a range (decoupled weight decay: p -= lr*wd*p). t is the 1-based step for bias
-     * correction. grad_scale multiplies grads first (clipping / averaging folded in). */
-    void (*adamw_update)(float *params, float *m, float *v, const float *grads, size_t n,
-                         float lr, float beta1, float beta2, float eps, float weight_decay,
-                         float grad_scale, int t, void *stream);
-    /* SGD with momentum (PyTorch convention: buf = mu*buf + g + wd*p; p -= lr*buf). */
-    void (*sgd_update)(float *params, float *momentum_buf, const float *grads, size_t n,
-                       float lr, float momentum, float weight_decay, float grad_scale,
-                       void *stream);
+     * correction. grad_scale multiplies grads first (clipping / averaging folded in). params,
+     * m, v are fp32, grads the storage type. params_copy, when not NULL, receives the updated
+     * parameters in the storage type (the copy the other ops read) in the same pass. */
+    void (*adamw_update)(float *params, float *params_copy, float *m, float *v,
+                         const float *grads, size_t n, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, float grad_scale, int t, void *stream);
+    /* SGD with momentum (PyTorch convention: buf = mu*buf + g + wd*p; p -= lr*buf); buffers as
+     * for adamw_update. */
+    void (*sgd_update)(float *params, float *params_copy, float *momentum_buf,
+                       const float *grads, size_t n, float lr, float momentum,
+                       float weight_decay, float grad_scale, void *stream);
     /* Sum of squares of x, accumulated in double (the caller takes sqrt over all ranges). */
     double (*sum_squares)(const float *x, size_t n, void *stream);
 
@@ -99,16 +110,31 @@ typedef struct kiln_ops {
     void (*scale)(float *x, float s, size_t n, void *stream);
     void (*zero)(float *x, size_t n, void *stream);
     void (*axpy)(float *y, const float *x, float a, size_t n, void *stream);
+    /* dst (storage type) = src (fp32), rounded to nearest even: a copy with fp32 storage. */
+    void (*cast_from_f32)(float *dst, const float *src, size_t n, void *stream);
 } kiln_ops;
 
 typedef enum { KILN_DEVICE_CPU = 0, KILN_DEVICE_CUDA } kiln_device_kind;
-/* What the matrix products compute in (train.precision). */
+/* The storage type of parameters, gradients and activations (train.precision). */
 typedef enum { KILN_PRECISION_FP32 = 0, KILN_PRECISION_BF16 } kiln_precision;
+
+/* Bytes of one element of a buffer in that storage type. */
+static inline size_t kiln_precision_bytes(kiln_precision p)
+{
+    return p == KILN_PRECISION_BF16 ? 2 : 4;
+}
+
+/* Element i of a buffer of storage type p, as the view to hand an op (like strchr, it keeps
+ * no const): a bf16 buffer is never indexed through its float *. */
+static inline float *kiln_storage_at(kiln_precision p, const float *base, size_t i)
+{
+    return (float *)((const char *)base + i * kiln_precision_bytes(p));
+}
 
 typedef struct kiln_backend {
     const char *name;            /* "cpu", "cuda" */
     kiln_device_kind kind;
-    kiln_precision precision;
+    kiln_precision precision;    /* storage type of its parameters, gradients, activations */
     kiln_ops ops;
     void *stream;                /* default stream; NULL on the CPU */
     /* Memory on this device, zero-filled (fresh gradient and optimizer buffers need no clear). */

@@ -35,6 +35,14 @@ kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, s
  * their buf's copy of it (the rest of buf is undefined). */
 kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *buf,
                                           const int *counts, kiln_comm_request **req);
+/* The same two on buffers of a storage type (a backend's precision, kiln_precision_bytes an
+ * element, counts in elements): gradients are bf16 with train.precision=bf16. bf16 buffers must
+ * be device buffers, which NCCL sums (MPI has no bf16 type: a bf16 host buffer is an error). */
+kiln_status kiln_comm_iallreduce_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                       float *buf, size_t n, kiln_comm_request **req);
+kiln_status kiln_comm_ireduce_scatter_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                            float *buf, const int *counts,
+                                            kiln_comm_request **req);
 /* Let outstanding requests progress (MPI has no progress thread by default); *done = 1 when
  * req completed. */
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done);

@@ -62,9 +62,21 @@ int kiln_model_n_out(const kiln_model *m);
 /* Rows (MLP) or sequences (GPT) one forward can take. */
 int kiln_model_max_batch(const kiln_model *m);
 size_t kiln_model_num_params(const kiln_model *m);
-/* The flat buffers (n_params floats each; NULL once ZeRO freed them, see below). */
+/* The flat buffers (n_params elements each; NULL once ZeRO freed them, see below). The
+ * parameters are fp32: the master weights, which the optimizer updates and checkpoints hold.
+ * With train.precision=bf16 the ops read a bf16 copy of them instead (kiln_model_param_copy_at). */
 float *kiln_model_params(kiln_model *m);
+/* The gradients, in the backend's storage type (float, or bf16 with train.precision=bf16):
+ * buffers for backend ops and collectives. A view from element offset on is
+ * kiln_model_grads_at, never pointer arithmetic on a float *. */
 float *kiln_model_grads(kiln_model *m);
+float *kiln_model_grads_at(kiln_model *m, size_t offset);
+/* The storage-type copy of the parameters from offset on, which an optimizer step writes with
+ * the fp32 ones; NULL with fp32 storage, where the ops read kiln_model_params itself. */
+float *kiln_model_param_copy_at(kiln_model *m, size_t offset);
+/* After the fp32 parameters changed other than through an optimizer step (a ZeRO all-gather):
+ * queues the refresh of the copy the ops read. Nothing to do with fp32 storage. */
+void kiln_model_params_changed(kiln_model *m);
 int kiln_model_num_tensors(const kiln_model *m);
 const kiln_tensor_info *kiln_model_tensor(const kiln_model *m, int i);
 int kiln_model_num_blocks(const kiln_model *m);

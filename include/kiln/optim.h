@@ -28,11 +28,12 @@ typedef struct kiln_optim kiln_optim;
 kiln_status kiln_optim_create(const kiln_optim_config *cfg, const kiln_model *m,
                               const kiln_backend *be, size_t lo, size_t hi, kiln_optim **out);
 void kiln_optim_free(kiln_optim *o);
-/* One update of the range [lo, hi): params and grads hold it (element k is parameter lo + k;
- * the model gives the tensors, for weight decay). t is the 1-based step; grad_scale multiplies
- * gradients (clipping). */
-void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, const float *grads,
-                     float lr, float grad_scale, int t);
+/* One update of the range [lo, hi): params (fp32) and grads (the backend's storage type) hold
+ * it (element k is parameter lo + k; the model gives the tensors, for weight decay); with bf16
+ * storage params_copy is the range of the bf16 copy the ops read, written in the same pass
+ * (NULL with fp32 storage). t is the 1-based step; grad_scale multiplies gradients (clipping). */
+void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, float *params_copy,
+                     const float *grads, float lr, float grad_scale, int t);
 /* Named state buffers mirroring the parameters of [lo, hi) ("m", "v" for AdamW; "momentum"
  * for SGD): element k of a state belongs to parameter lo + k. */
 int kiln_optim_num_states(const kiln_optim *o);

@@ -36,6 +36,10 @@ int kiln_dp_num_buckets(const kiln_dp *dp);
  * model at stage 0), and where they are: element k is flat parameter lo + k. */
 void kiln_dp_shard(const kiln_dp *dp, size_t *lo, size_t *hi);
 float *kiln_dp_shard_params(kiln_dp *dp);
+/* With bf16 storage: the range of the bf16 parameter copy the ops read, which the optimizer
+ * writes with the fp32 parameters; NULL with fp32 storage. */
+float *kiln_dp_shard_param_copy(kiln_dp *dp);
+/* In the backend's storage type. */
 float *kiln_dp_shard_grads(kiln_dp *dp);
 /* Global L2 norm of the averaged gradient (summed over shards at stage >= 1). */
 kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm);
@@ -49,6 +53,18 @@ void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi);
 void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi);
 /* Bytes this rank holds for parameters, gradients and optimizer state (n_states buffers). */
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim);
+/* The same for a plan's sizes and storage type: fp32 master weights (ZeRO-3: the shard and the
+ * gather buffer), plus their bf16 copy with bf16 storage; gradients in the storage type, whole
+ * below stage 2, else the shard and the staging arena; n_states fp32 states of the shard. fp32
+ * and bf16 without ZeRO both come to 16 bytes a parameter with AdamW. */
+typedef struct kiln_dp_sizes {
+    size_t n, shard;             /* parameters; this rank's shard of them */
+    int zero;                    /* ZeRO stage */
+    size_t arena_numel;          /* ZeRO-2/3: the gradient staging arena */
+    size_t gather_numel;         /* ZeRO-3: the parameter gather buffer */
+} kiln_dp_sizes;
+void kiln_dp_memory_of(kiln_precision storage, const kiln_dp_sizes *s, int n_states,
+                       size_t *params, size_t *grads, size_t *optim);
 /* Seconds spent blocked in kiln_dp_finish since the last call (communication not hidden). */
 double kiln_dp_take_wait_s(kiln_dp *dp);
 

@@ -33,7 +33,7 @@ typedef struct kiln_train_config {
         kiln_cfg_str init_from;     /* warm start: model parameters only, from a checkpoint path
                                        or registry URI; "" = random init */
         double progress_interval;   /* seconds between progress lines when not on a terminal */
-        kiln_cfg_str precision;     /* "fp32" | "bf16" (GEMMs on bf16 tensor cores; cuda only) */
+        kiln_cfg_str precision;     /* "fp32" | "bf16" (bf16 storage, fp32 master; cuda only) */
     } train;
     struct {
         kiln_cfg_str name;          /* "cpu" | "cuda" */

@@ -125,25 +125,47 @@ kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, s
                       "MPI_Allreduce(double)");
 }
 
-kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
-                                     kiln_comm_request **req)
+/* MPI carries fp32 only: bf16 buffers are device buffers (NCCL) or a mistake. */
+static kiln_status mpi_float_only(kiln_precision type, const char *what)
+{
+    if (type == KILN_PRECISION_FP32) return KILN_OK;
+    return KILN_ERROR(KILN_ERR_ARG, "%s of bf16 elements on a host buffer: MPI has no bf16 type "
+                      "(bf16 buffers live on a GPU, where NCCL sums them)", what);
+}
+
+/* A request with nothing to wait for. */
+static kiln_status new_request(kiln_comm_request **req)
 {
     *req = calloc(1, sizeof **req);
     KILN_CHECK_ALLOC(*req);
     (*req)->r = MPI_REQUEST_NULL;
+    return KILN_OK;
+}
+
+kiln_status kiln_comm_iallreduce_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                       float *buf, size_t n, kiln_comm_request **req)
+{
+    KILN_CHECK(new_request(req));
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
-    if (on_device(c, buf)) return kiln_nccl_iallreduce(c->nccl, axis, buf, n, &(*req)->nccl_done);
+    if (on_device(c, buf))
+        return kiln_nccl_iallreduce(c->nccl, axis, type, buf, n, &(*req)->nccl_done);
+    KILN_CHECK(mpi_float_only(type, "all-reduce")); /* the caller still waits (and frees) *req */
     return mpi_status(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM,
                                      axis_comm(c, axis), &(*req)->r),
                       "MPI_Iallreduce");
 }
 
-kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *buf,
-                                          const int *counts, kiln_comm_request **req)
+kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
+                                     kiln_comm_request **req)
 {
-    *req = calloc(1, sizeof **req);
-    KILN_CHECK_ALLOC(*req);
-    (*req)->r = MPI_REQUEST_NULL;
+    return kiln_comm_iallreduce_typed(c, axis, KILN_PRECISION_FP32, buf, n, req);
+}
+
+kiln_status kiln_comm_ireduce_scatter_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                            float *buf, const int *counts,
+                                            kiln_comm_request **req)
+{
+    KILN_CHECK(new_request(req));
     int n = kiln_comm_size(c, axis), me = kiln_comm_rank(c, axis);
     if (n == 1) return KILN_OK;
     (*req)->counts = malloc((size_t)n * sizeof(int));
@@ -155,13 +177,22 @@ kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *b
     }
     /* NCCL reduces each rank's slice onto that rank in place (ordered on the streams, so the
      * request is complete as far as the host is concerned) */
-    if (on_device(c, buf)) return kiln_nccl_reduce_scatter(c->nccl, axis, buf, buf + before, counts);
+    if (on_device(c, buf))
+        return kiln_nccl_reduce_scatter(c->nccl, axis, type, buf, kiln_storage_at(type, buf, before),
+                                        counts);
+    KILN_CHECK(mpi_float_only(type, "reduce-scatter"));
     (*req)->move_to = buf + before;
     (*req)->move_from = buf;
     (*req)->move_n = (size_t)counts[me];
     return mpi_status(MPI_Ireduce_scatter(MPI_IN_PLACE, buf, (*req)->counts, MPI_FLOAT, MPI_SUM,
                                           axis_comm(c, axis), &(*req)->r),
                       "MPI_Ireduce_scatter");
+}
+
+kiln_status kiln_comm_ireduce_scatter_f32(kiln_comm *c, kiln_axis axis, float *buf,
+                                          const int *counts, kiln_comm_request **req)
+{
+    return kiln_comm_ireduce_scatter_typed(c, axis, KILN_PRECISION_FP32, buf, counts, req);
 }
 
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done)
@@ -190,7 +221,8 @@ kiln_status kiln_comm_wait(kiln_comm_request *req)
 kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const float *send,
                                          float *recv, const int *counts)
 {
-    if (on_device(c, send)) return kiln_nccl_reduce_scatter(c->nccl, axis, send, recv, counts);
+    if (on_device(c, send))
+        return kiln_nccl_reduce_scatter(c->nccl, axis, KILN_PRECISION_FP32, send, recv, counts);
     return mpi_status(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
                       "MPI_Reduce_scatter");
 }

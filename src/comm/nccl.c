@@ -104,17 +104,23 @@ static kiln_status end(kiln_nccl *n, void **done)
     return kiln_nccl_finish(ev);
 }
 
-kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis axis, float *buf, size_t count,
-                                 void **done)
+/* bf16 sums are NCCL's own: each step of its ring or tree adds in fp32 and rounds to bf16. */
+static ncclDataType_t nccl_type(kiln_precision type)
+{
+    return type == KILN_PRECISION_BF16 ? ncclBfloat16 : ncclFloat;
+}
+
+kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis axis, kiln_precision type, void *buf,
+                                 size_t count, void **done)
 {
     KILN_CHECK(begin(n));
-    NCCL_CHECK(ncclAllReduce(buf, buf, count, ncclFloat, ncclSum, n->axis[axis], n->stream));
+    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(type), ncclSum, n->axis[axis], n->stream));
     return end(n, done);
 }
 
 kiln_status kiln_nccl_allreduce(kiln_nccl *n, kiln_axis axis, float *buf, size_t count)
 {
-    return kiln_nccl_iallreduce(n, axis, buf, count, NULL);
+    return kiln_nccl_iallreduce(n, axis, KILN_PRECISION_FP32, buf, count, NULL);
 }
 
 kiln_status kiln_nccl_done(void *done, int *finished)
@@ -144,9 +150,10 @@ static void offsets(const int *counts, int size, size_t *displs)
     }
 }
 
-kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, const float *send,
-                                     float *recv, const int *counts)
+kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, kiln_precision type,
+                                     const void *send, void *recv, const int *counts)
 {
+    size_t elem = kiln_precision_bytes(type);
     int size = n->size[axis];
     size_t *displs = malloc((size_t)size * sizeof *displs);
     KILN_CHECK_ALLOC(displs);
@@ -156,8 +163,8 @@ kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, const float *
     if (st == KILN_OK) {
         r = ncclGroupStart();
         for (int root = 0; root < size && r == ncclSuccess; root++)
-            r = ncclReduce(send + displs[root], recv, (size_t)counts[root], ncclFloat, ncclSum,
-                           root, n->axis[axis], n->stream);
+            r = ncclReduce((const char *)send + displs[root] * elem, recv, (size_t)counts[root],
+                           nccl_type(type), ncclSum, root, n->axis[axis], n->stream);
         ncclResult_t g = ncclGroupEnd();
         if (r == ncclSuccess) r = g;
     }

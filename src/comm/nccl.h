@@ -18,14 +18,14 @@ void kiln_nccl_free(kiln_nccl *n);
 /* 1 if buf is device memory (then the collective must go through NCCL). */
 int kiln_nccl_is_device(const void *buf);
 kiln_status kiln_nccl_allreduce(kiln_nccl *n, kiln_axis axis, float *buf, size_t count);
-/* Non-blocking: *done is an event that kiln_nccl_done tests and kiln_nccl_finish waits for
- * (on the compute stream) and frees. */
-kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis axis, float *buf, size_t count,
-                                 void **done);
+/* Non-blocking, on elements of the storage type `type`: *done is an event that kiln_nccl_done
+ * tests and kiln_nccl_finish waits for (on the compute stream) and frees. */
+kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis axis, kiln_precision type, void *buf,
+                                 size_t count, void **done);
 kiln_status kiln_nccl_done(void *done, int *finished);
 kiln_status kiln_nccl_finish(void *done);
-kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, const float *send,
-                                     float *recv, const int *counts);
+kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, kiln_precision type,
+                                     const void *send, void *recv, const int *counts);
 kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, float *buf, const int *counts,
                                 const int *displs);
 kiln_status kiln_nccl_gather(kiln_nccl *n, kiln_axis axis, const float *send, float *recv,
@@ -44,15 +44,15 @@ static inline kiln_status kiln_nccl_allreduce(kiln_nccl *n, kiln_axis a, float *
 {
     return KILN_NCCL_UNREACHABLE;
 }
-static inline kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis a, float *b, size_t c,
-                                               void **d)
+static inline kiln_status kiln_nccl_iallreduce(kiln_nccl *n, kiln_axis a, kiln_precision t,
+                                               void *b, size_t c, void **d)
 {
     return KILN_NCCL_UNREACHABLE;
 }
 static inline kiln_status kiln_nccl_done(void *d, int *f) { return KILN_NCCL_UNREACHABLE; }
 static inline kiln_status kiln_nccl_finish(void *d) { return KILN_NCCL_UNREACHABLE; }
-static inline kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis a, const float *s,
-                                                   float *r, const int *c)
+static inline kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis a, kiln_precision t,
+                                                   const void *s, void *r, const int *c)
 {
     return KILN_NCCL_UNREACHABLE;
 }

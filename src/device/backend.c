@@ -24,7 +24,7 @@ static const struct {
     OP_SLOT(attention_backward), OP_SLOT(softmax_xent_forward), OP_SLOT(softmax_xent_backward),
     OP_SLOT(residual_forward), OP_SLOT(residual_backward), OP_SLOT(dropout_forward),
     OP_SLOT(dropout_backward), OP_SLOT(adamw_update), OP_SLOT(sgd_update), OP_SLOT(sum_squares),
-    OP_SLOT(scale), OP_SLOT(zero), OP_SLOT(axpy),
+    OP_SLOT(scale), OP_SLOT(zero), OP_SLOT(axpy), OP_SLOT(cast_from_f32),
 #undef OP_SLOT
 #undef MEMORY_SLOT
 };

@@ -28,6 +28,12 @@ static void cpu_copy(void *dst, const void *src, size_t bytes, void *stream)
 
 static kiln_status cpu_synchronize(void *stream) { return KILN_OK; }
 
+/* The CPU stores fp32: casting from fp32 is a copy. */
+static void cpu_cast_from_f32(float *dst, const float *src, size_t n, void *stream)
+{
+    cpu_copy(dst, src, n * sizeof *src, stream);
+}
+
 static const kiln_backend cpu_backend = {
     .name = "cpu",
     .kind = KILN_DEVICE_CPU,
@@ -62,6 +68,7 @@ static const kiln_backend cpu_backend = {
         .scale = kiln_cpu_scale,
         .zero = kiln_cpu_zero,
         .axpy = kiln_cpu_axpy,
+        .cast_from_f32 = cpu_cast_from_f32,
     },
 };
 

@@ -19,7 +19,8 @@ void kiln_cpu_embedding_forward(float *out, const int32_t *tokens, const float *
 /* A token can repeat anywhere in the batch, so rows of dwte are not owned by one (b,t);
  * each thread takes a slice of channels instead and walks every (b,t) in order. */
 void kiln_cpu_embedding_backward(float *dwte, float *dwpe, const float *dout,
-                                 const int32_t *tokens, int B, int T, int C, void *stream)
+                                 const int32_t *tokens, int B, int T, int C, int V,
+                                 void *stream)
 {
 #pragma omp parallel
     {

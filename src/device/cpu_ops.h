@@ -84,7 +84,8 @@ void kiln_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, cons
 void kiln_cpu_embedding_forward(float *out, const int32_t *tokens, const float *wte,
                                 const float *wpe, int B, int T, int C, void *stream);
 void kiln_cpu_embedding_backward(float *dwte, float *dwpe, const float *dout,
-                                 const int32_t *tokens, int B, int T, int C, void *stream);
+                                 const int32_t *tokens, int B, int T, int C, int V,
+                                 void *stream);
 
 /* cpu_attention.c */
 void kiln_cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
@@ -100,12 +101,13 @@ void kiln_cpu_softmax_xent_backward(float *dlogits, const float *probs, const in
                                     float scale, int N, int V, void *stream);
 
 /* cpu_optim.c */
-void kiln_cpu_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
-                           float lr, float beta1, float beta2, float eps, float weight_decay,
-                           float grad_scale, int t, void *stream);
-void kiln_cpu_sgd_update(float *params, float *momentum_buf, const float *grads, size_t n,
-                         float lr, float momentum, float weight_decay, float grad_scale,
-                         void *stream);
+void kiln_cpu_adamw_update(float *params, float *params_copy, float *m, float *v,
+                           const float *grads, size_t n, float lr, float beta1, float beta2,
+                           float eps, float weight_decay, float grad_scale, int t,
+                           void *stream);
+void kiln_cpu_sgd_update(float *params, float *params_copy, float *momentum_buf,
+                         const float *grads, size_t n, float lr, float momentum,
+                         float weight_decay, float grad_scale, void *stream);
 double kiln_cpu_sum_squares(const float *x, size_t n, void *stream);
 
 #endif

@@ -1,7 +1,7 @@
 /* The CUDA backend's host side: picking the device, the stream and cuBLAS handles, device
  * memory and copies, the first-failure record that synchronize reports, and the two ops
- * tables (fp32, and bf16 whose GEMMs run on bf16 tensor cores) filled from the kernels/ .cu
- * files. */
+ * tables, one per storage type (fp32; bf16, train.precision=bf16), filled from the kernels/
+ * .cu files. */
 #include <stdio.h>
 #include <string.h>
 #include "cuda_backend.h"
@@ -114,35 +114,11 @@ static kiln_status cuda_synchronize(void *stream)
     .alloc = cuda_alloc, .free = cuda_free, .copy_to_device = cuda_copy,                  \
     .copy_to_host = cuda_copy, .synchronize = cuda_synchronize
 
-/* Every op but the matrix products is the same in both precisions. */
-#define CUDA_COMMON_OPS                                                                    \
-    .gelu_forward = kiln_cuda_gelu_forward, .gelu_backward = kiln_cuda_gelu_backward,     \
-    .layernorm_forward = kiln_cuda_layernorm_forward,                                      \
-    .layernorm_backward = kiln_cuda_layernorm_backward,                                    \
-    .embedding_forward = kiln_cuda_embedding_forward,                                      \
-    .embedding_backward = kiln_cuda_embedding_backward,                                    \
-    .softmax_xent_forward = kiln_cuda_softmax_xent_forward,                                \
-    .softmax_xent_backward = kiln_cuda_softmax_xent_backward,                              \
-    .residual_forward = kiln_cuda_residual_forward,                                        \
-    .residual_backward = kiln_cuda_residual_backward,                                      \
-    .dropout_forward = kiln_cuda_dropout_forward,                                          \
-    .dropout_backward = kiln_cuda_dropout_backward, .adamw_update = kiln_cuda_adamw_update, \
-    .sgd_update = kiln_cuda_sgd_update, .sum_squares = kiln_cuda_sum_squares,             \
-    .scale = kiln_cuda_scale, .zero = kiln_cuda_zero, .axpy = kiln_cuda_axpy
-
 static kiln_backend cuda_fp32 = {
     .name = "cuda",
     .kind = KILN_DEVICE_CUDA,
     .precision = KILN_PRECISION_FP32,
     CUDA_MEMORY,
-    .ops = {
-        .gemm = kiln_cuda_gemm,
-        .linear_forward = kiln_cuda_linear_forward,
-        .linear_backward = kiln_cuda_linear_backward,
-        .attention_forward = kiln_cuda_attention_forward,
-        .attention_backward = kiln_cuda_attention_backward,
-        CUDA_COMMON_OPS,
-    },
 };
 
 static kiln_backend cuda_bf16 = {
@@ -150,15 +126,20 @@ static kiln_backend cuda_bf16 = {
     .kind = KILN_DEVICE_CUDA,
     .precision = KILN_PRECISION_BF16,
     CUDA_MEMORY,
-    .ops = {
-        .gemm = kiln_cuda_gemm_bf16,
-        .linear_forward = kiln_cuda_linear_forward_bf16,
-        .linear_backward = kiln_cuda_linear_backward_bf16,
-        .attention_forward = kiln_cuda_attention_forward_bf16,
-        .attention_backward = kiln_cuda_attention_backward_bf16,
-        CUDA_COMMON_OPS,
-    },
 };
+
+/* Each table gets every kernels/ file's ops for its storage type (backend.c then checks that
+ * no slot is left empty). */
+static void fill_ops(kiln_backend *be)
+{
+    void (*const fillers[])(kiln_ops *, kiln_precision) = {
+        kiln_cuda_gemm_ops, kiln_cuda_attention_ops, kiln_cuda_norm_ops,
+        kiln_cuda_embedding_ops, kiln_cuda_xent_ops, kiln_cuda_pointwise_ops,
+        kiln_cuda_optim_ops,
+    };
+    for (size_t i = 0; i < sizeof fillers / sizeof fillers[0]; i++)
+        fillers[i](&be->ops, be->precision);
+}
 
 /* --- the device: chosen once per process */
 
@@ -204,6 +185,8 @@ static kiln_status cuda_init(int gpu)
               prop.minor, (double)prop.totalGlobalMem / (1u << 30));
     cuda_fp32.stream = ctx.stream;
     cuda_bf16.stream = ctx.stream;
+    fill_ops(&cuda_fp32);
+    fill_ops(&cuda_bf16);
     ctx_ready = 1;
     return KILN_OK;
 }

@@ -4,7 +4,8 @@
  * Blocks: 0 = embedding, 1..L = transformer blocks, L+1 = final LayerNorm. The residual
  * stream between blocks is always kept; with recompute, a block's inner activations live in
  * one shared set and are rebuilt from its input during backward (same ops, same dropout
- * masks, so the gradients are identical). */
+ * masks, so the gradients are identical). Buffers hold the backend's storage type (bf16 with
+ * train.precision=bf16), but LayerNorm statistics, probabilities and losses are fp32. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +206,7 @@ static kiln_status gpt_backward(kiln_model *m, float target_scale)
     const float *demb = gpt_dropout_bwd(m, dcur, s->dA, btc, 0, 0);
     /* block 0's gradients are still open from the head (it is `reused`); its parameters are
      * not read here */
-    op->embedding_backward(G(s->wte), G(s->wpe), demb, m->batch->tokens, s->B, s->T, C, st);
+    op->embedding_backward(G(s->wte), G(s->wpe), demb, m->batch->tokens, s->B, s->T, C, s->V, st);
     kiln_model_block_done(m, 0);
     return KILN_OK;
 }
@@ -321,22 +322,27 @@ static kiln_status gpt_alloc_acts(kiln_model *m, gpt_state *s)
     for (int i = 0; i < s->n_sets; i++) {
         block_acts *a = &s->acts[i];
         struct { float **p; size_t n; } want[] = {
-            {&a->ln1, BT * C}, {&a->ln1_mean, BT}, {&a->ln1_rstd, BT}, {&a->qkv, BT * 3 * C},
-            {&a->atty, BT * C}, {&a->att, att}, {&a->attproj, BT * C}, {&a->res2, BT * C},
-            {&a->ln2, BT * C}, {&a->ln2_mean, BT}, {&a->ln2_rstd, BT}, {&a->fch, BT * 4 * C},
-            {&a->fch_gelu, BT * 4 * C}, {&a->fcproj, BT * C}};
+            {&a->ln1, BT * C}, {&a->qkv, BT * 3 * C}, {&a->atty, BT * C}, {&a->att, att},
+            {&a->attproj, BT * C}, {&a->res2, BT * C}, {&a->ln2, BT * C},
+            {&a->fch, BT * 4 * C}, {&a->fch_gelu, BT * 4 * C}, {&a->fcproj, BT * C}};
         for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
             KILN_CHECK(kiln_model_alloc_acts(m, want[k].p, want[k].n, "block activations"));
+        float **stats[] = {&a->ln1_mean, &a->ln1_rstd, &a->ln2_mean, &a->ln2_rstd};
+        for (size_t k = 0; k < sizeof stats / sizeof stats[0]; k++)
+            KILN_CHECK(kiln_model_alloc_f32(m, stats[k], BT, "LayerNorm statistics"));
     }
     size_t V = (size_t)s->V;
     struct { float **p; size_t n; } rest[] = {
-        {&s->lnf, BT * C}, {&s->lnf_mean, BT}, {&s->lnf_rstd, BT}, {&s->logits, BT * V},
-        {&s->probs, BT * V}, {&s->losses, BT}, {&s->dres[0], BT * C}, {&s->dres[1], BT * C},
+        {&s->lnf, BT * C}, {&s->logits, BT * V}, {&s->dres[0], BT * C}, {&s->dres[1], BT * C},
         {&s->dA, BT * C}, {&s->dB, BT * C}, {&s->dC, BT * C}, {&s->dbig1, BT * 4 * C},
         {&s->dbig2, BT * 4 * C}, {&s->dqkv, BT * 3 * C}, {&s->att_scratch, att},
         {&s->dlogits, BT * V}};
     for (size_t k = 0; k < sizeof rest / sizeof rest[0]; k++)
         KILN_CHECK(kiln_model_alloc_acts(m, rest[k].p, rest[k].n, "head activations"));
+    struct { float **p; size_t n; } f32[] = {
+        {&s->lnf_mean, BT}, {&s->lnf_rstd, BT}, {&s->probs, BT * V}, {&s->losses, BT}};
+    for (size_t k = 0; k < sizeof f32 / sizeof f32[0]; k++)
+        KILN_CHECK(kiln_model_alloc_f32(m, f32[k].p, f32[k].n, "head statistics and losses"));
     return KILN_OK;
 }
 

@@ -194,8 +194,8 @@ kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed)
         if (i < s->n_layers - 1)
             KILN_CHECK(kiln_model_alloc_acts(m, &s->post[i], B * s->width[i + 1], "mlp post"));
     }
-    KILN_CHECK(kiln_model_alloc_acts(m, &s->losses, B, "losses"));
-    KILN_CHECK(kiln_model_alloc_acts(m, &s->probs, B * m->n_out, "probs"));
+    KILN_CHECK(kiln_model_alloc_f32(m, &s->losses, B, "losses"));
+    KILN_CHECK(kiln_model_alloc_f32(m, &s->probs, B * m->n_out, "probs"));
     KILN_CHECK(kiln_model_alloc_acts(m, &s->dcur, B * maxw, "grad scratch"));
     KILN_CHECK(kiln_model_alloc_acts(m, &s->dnext, B * maxw, "grad scratch"));
     KILN_CHECK(kiln_model_alloc_acts(m, &s->dtmp, B * maxw, "grad scratch"));

@@ -31,17 +31,25 @@ size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const ui
     return t->offset;
 }
 
+/* Element offset into a buffer of the storage type. */
+static float *storage_at(const kiln_model *m, float *base, size_t offset)
+{
+    return kiln_storage_at(m->be->precision, base, offset);
+}
+
 kiln_status kiln_model_alloc_buffers(kiln_model *m)
 {
-    size_t bytes = m->n_params * sizeof(float);
-    m->params = m->be->alloc(bytes);
-    m->grads = m->be->alloc(bytes);
-    if (!m->params || !m->grads)
+    m->elem = kiln_precision_bytes(m->be->precision);
+    m->params = m->be->alloc(m->n_params * sizeof(float));
+    m->grads = m->be->alloc(m->n_params * m->elem);
+    if (m->elem != sizeof(float)) m->param_copy = m->be->alloc(m->n_params * m->elem);
+    if (!m->params || !m->grads || (m->elem != sizeof(float) && !m->param_copy))
         return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate %zu parameters on %s", m->n_params,
                           m->be->name);
+    float *read = m->param_copy ? m->param_copy : m->params; /* what the ops read */
     for (int b = 0; b < m->n_blocks; b++) {
-        m->block_params[b] = m->params + m->blocks[b].offset;
-        m->block_grads[b] = m->grads + m->blocks[b].offset;
+        m->block_params[b] = storage_at(m, read, m->blocks[b].offset);
+        m->block_grads[b] = storage_at(m, m->grads, m->blocks[b].offset);
     }
     return kiln_model_alloc_staging(m);
 }
@@ -61,21 +69,31 @@ static int block_of(const kiln_model *m, size_t offset)
 float *kiln_model_param(kiln_model *m, size_t offset)
 {
     int b = block_of(m, offset);
-    return m->block_params[b] + (offset - m->blocks[b].offset);
+    return storage_at(m, m->block_params[b], offset - m->blocks[b].offset);
 }
 
 float *kiln_model_grad(kiln_model *m, size_t offset)
 {
     int b = block_of(m, offset);
-    return m->block_grads[b] + (offset - m->blocks[b].offset);
+    return storage_at(m, m->block_grads[b], offset - m->blocks[b].offset);
+}
+
+static kiln_status alloc_elems(kiln_model *m, float **p, size_t n, size_t elem, const char *what)
+{
+    *p = m->be->alloc(n * elem);
+    if (!*p)
+        return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate activations '%s' (%zu elements)", what, n);
+    return KILN_OK;
 }
 
 kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what)
 {
-    *p = m->be->alloc(n * sizeof(float));
-    if (!*p)
-        return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate activations '%s' (%zu floats)", what, n);
-    return KILN_OK;
+    return alloc_elems(m, p, n, m->elem, what);
+}
+
+kiln_status kiln_model_alloc_f32(kiln_model *m, float **p, size_t n, const char *what)
+{
+    return alloc_elems(m, p, n, sizeof(float), what);
 }
 
 kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_out,
@@ -131,6 +149,7 @@ void kiln_model_free(kiln_model *m)
     if (!m) return;
     if (m->vt && m->vt->free_impl) m->vt->free_impl(m);
     if (m->params) m->be->free(m->params);
+    if (m->param_copy) m->be->free(m->param_copy);
     if (m->grads) m->be->free(m->grads);
     kiln_model_free_staging(m);
     free(m);
@@ -146,6 +165,14 @@ int kiln_model_n_out(const kiln_model *m) { return m->n_out; }
 int kiln_model_max_batch(const kiln_model *m) { return m->max_batch; }
 float *kiln_model_params(kiln_model *m) { return m->params; }
 float *kiln_model_grads(kiln_model *m) { return m->grads; }
+float *kiln_model_grads_at(kiln_model *m, size_t offset)
+{
+    return m->grads ? storage_at(m, m->grads, offset) : NULL;
+}
+float *kiln_model_param_copy_at(kiln_model *m, size_t offset)
+{
+    return m->param_copy ? storage_at(m, m->param_copy, offset) : NULL;
+}
 int kiln_model_num_tensors(const kiln_model *m) { return m->n_tensors; }
 const kiln_tensor_info *kiln_model_tensor(const kiln_model *m, int i) { return &m->tensors[i]; }
 int kiln_model_num_blocks(const kiln_model *m) { return m->n_blocks; }

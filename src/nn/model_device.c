@@ -1,7 +1,9 @@
 /* A model on a device backend: the device copy of each batch that forward reads, the host
  * copies of the losses (and probabilities) that the summaries read, and the host mirror of
  * the parameters that initialisation and checkpoints use. On the CPU backend every buffer is
- * already host memory: nothing here allocates or copies, so the CPU path is unchanged. */
+ * already host memory: nothing here allocates or copies, so the CPU path is unchanged. With
+ * bf16 storage the parameters the ops read are a bf16 copy of the fp32 ones, refreshed here
+ * whenever the fp32 ones arrive from the host. */
 #include <stdlib.h>
 #include "model_impl.h"
 
@@ -30,9 +32,12 @@ kiln_status kiln_model_alloc_staging(kiln_model *m)
             return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate the batch (%zu tokens) on %s", rows,
                               m->be->name);
     } else {
-        d->x = m->be->alloc(B * (size_t)m->in_dim * sizeof(float));
+        size_t n = B * (size_t)m->in_dim;
+        d->x = m->be->alloc(n * m->elem);
         d->y = m->be->alloc(B * sizeof(int32_t));
-        if (!d->x || !d->y)
+        /* inputs arrive as fp32; with bf16 storage they land here and are cast into d->x */
+        if (m->elem != sizeof(float)) m->dev_x_f32 = m->be->alloc(n * sizeof(float));
+        if (!d->x || !d->y || (m->elem != sizeof(float) && !m->dev_x_f32))
             return KILN_ERROR(KILN_ERR_NOMEM, "cannot allocate the batch (%zu rows of %d) on %s",
                               B, m->in_dim, m->be->name);
     }
@@ -45,7 +50,8 @@ void kiln_model_free_staging(kiln_model *m)
     free(m->host_params);
     free(m->host_losses);
     free(m->host_probs);
-    void *dev[] = {m->dev_batch.x, m->dev_batch.y, m->dev_batch.tokens, m->dev_batch.targets};
+    void *dev[] = {m->dev_batch.x, m->dev_batch.y, m->dev_batch.tokens, m->dev_batch.targets,
+                   m->dev_x_f32};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         if (dev[i]) m->be->free(dev[i]);
 }
@@ -62,7 +68,10 @@ kiln_status kiln_model_stage_batch(kiln_model *m, const kiln_batch *b, const kil
         be->copy_to_device(d->tokens, b->tokens, n, be->stream);
         be->copy_to_device(d->targets, b->targets, n, be->stream);
     } else {
-        be->copy_to_device(d->x, b->x, B * (size_t)m->in_dim * sizeof(float), be->stream);
+        size_t n = B * (size_t)m->in_dim;
+        float *x = m->dev_x_f32 ? m->dev_x_f32 : d->x;
+        be->copy_to_device(x, b->x, n * sizeof(float), be->stream);
+        if (m->dev_x_f32) be->ops.cast_from_f32(d->x, m->dev_x_f32, n, be->stream);
         be->copy_to_device(d->y, b->y, B * sizeof(int32_t), be->stream);
     }
     d->B = b->B;
@@ -105,5 +114,11 @@ kiln_status kiln_model_params_to_device(kiln_model *m)
 {
     if (!on_device(m)) return KILN_OK;
     m->be->copy_to_device(m->params, m->host_params, m->n_params * sizeof(float), m->be->stream);
+    kiln_model_params_changed(m);
     return m->be->synchronize(m->be->stream);
+}
+
+void kiln_model_params_changed(kiln_model *m)
+{
+    if (m->param_copy) m->be->ops.cast_from_f32(m->param_copy, m->params, m->n_params, m->be->stream);
 }

@@ -24,10 +24,16 @@ struct kiln_model {
     kiln_model_config cfg;
     kiln_data_kind data_kind;
     int in_dim, n_out, max_batch;
-    float *params, *grads;                 /* (n_params) each, contiguous; NULL once ZeRO frees them */
-    float *block_params[KILN_MAX_BLOCKS];  /* where each block's parameters are now */
+    /* Flat buffers of n_params, NULL once ZeRO frees them. params: fp32, the master weights
+     * (what the optimizer updates and checkpoints hold). param_copy: their copy in the storage
+     * type that the ops read, NULL when that is fp32 and the ops read params itself. grads: the
+     * storage type. */
+    float *params, *param_copy, *grads;
+    float *block_params[KILN_MAX_BLOCKS];  /* where each block's parameters (as the ops read
+                                            * them: param_copy's type) are now */
     float *block_grads[KILN_MAX_BLOCKS];   /* and its gradients */
     size_t n_params;
+    size_t elem;                           /* bytes of a storage element (param_copy, grads) */
     kiln_tensor_info tensors[KILN_MAX_TENSORS];
     int n_tensors;
     kiln_block_info blocks[KILN_MAX_BLOCKS];
@@ -46,6 +52,7 @@ struct kiln_model {
     /* device backends only (model_device.c); NULL on the CPU, where the buffers are host memory */
     float *host_params;                    /* (n_params) host mirror: init and checkpoints */
     kiln_batch dev_batch;                  /* the last batch, copied to the device */
+    float *dev_x_f32;                      /* bf16 storage: MLP inputs as copied, before the cast */
     const kiln_batch *host_batch;          /* the caller's batch of the last forward */
     float *host_losses, *host_probs;       /* loss and probabilities read back for summaries */
 };
@@ -56,12 +63,14 @@ size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const ui
                              int decay);
 /* After layout: allocate params/grads on the backend. */
 kiln_status kiln_model_alloc_buffers(kiln_model *m);
-/* Flat parameter offset -> where that parameter (its gradient) is now (see the block storage
- * in kiln/model.h). */
+/* Flat parameter offset -> where that parameter as the ops read it (the storage type) and its
+ * gradient are now (see the block storage in kiln/model.h). */
 float *kiln_model_param(kiln_model *m, size_t offset);
 float *kiln_model_grad(kiln_model *m, size_t offset);
-/* Activation buffers on the backend, zero-filled; failing allocation is an error. */
+/* Buffers on the backend, zero-filled; failing allocation is an error. Activations and their
+ * gradients are the storage type; LayerNorm statistics, losses and probabilities are fp32. */
 kiln_status kiln_model_alloc_acts(kiln_model *m, float **p, size_t n, const char *what);
+kiln_status kiln_model_alloc_f32(kiln_model *m, float **p, size_t n, const char *what);
 
 /* Architectures announce each use of a block (the hooks' contract is in kiln/model.h). */
 void kiln_model_block_begin(kiln_model *m, int block, kiln_pass pass);
@@ -77,7 +86,8 @@ void kiln_xent_summary(const float *losses, const float *probs, const int32_t *t
                        int V, float *loss, int64_t *n_correct, int64_t *n_targets);
 
 /* model_device.c: the device side of a model (nothing is copied on the CPU backend). */
-/* Host mirrors and staging for a device backend, after the flat buffers exist. */
+/* Host mirrors and staging for a device backend, after the flat buffers exist (and, with bf16
+ * storage, the fp32 landing place of MLP inputs before their cast). */
 kiln_status kiln_model_alloc_staging(kiln_model *m);
 void kiln_model_free_staging(kiln_model *m);
 /* The batch as the backend's ops read it: b itself on the CPU, else its copy on the device. */

@@ -67,27 +67,31 @@ void kiln_optim_free(kiln_optim *o)
     free(o);
 }
 
-/* One update over the flat range [a, b), all with weight decay wd; params and grads hold the
- * optimizer's range (element k is parameter lo + k). */
-static void update_range(kiln_optim *o, float *params, const float *grads, size_t a, size_t b,
-                         float wd, float lr, float grad_scale, int t)
+/* One update over the flat range [a, b), all with weight decay wd; params (fp32), params_copy
+ * (the storage type, or NULL) and grads (the storage type) hold the optimizer's range (element
+ * k is parameter lo + k). The copy the ops read is written in the same pass as the fp32 update. */
+static void update_range(kiln_optim *o, float *params, float *params_copy, const float *grads,
+                         size_t a, size_t b, float wd, float lr, float grad_scale, int t)
 {
     const kiln_ops *op = &o->be->ops;
     const kiln_optim_config *c = &o->cfg;
+    kiln_precision type = o->be->precision;
     size_t n = b - a, s = a - o->lo;
+    float *copy = params_copy ? kiln_storage_at(type, params_copy, s) : NULL;
+    const float *g = kiln_storage_at(type, grads, s);
     if (o->kind == OPT_ADAMW)
-        op->adamw_update(params + s, o->state[0] + s, o->state[1] + s, grads + s, n, lr,
+        op->adamw_update(params + s, copy, o->state[0] + s, o->state[1] + s, g, n, lr,
                          (float)c->beta1, (float)c->beta2, (float)c->eps, wd, grad_scale, t,
                          o->be->stream);
     else
-        op->sgd_update(params + s, o->state[0] + s, grads + s, n, lr, (float)c->momentum, wd,
+        op->sgd_update(params + s, copy, o->state[0] + s, g, n, lr, (float)c->momentum, wd,
                        grad_scale, o->be->stream);
 }
 
 /* Tensors are adjacent in the flat buffer, so a run of them with the same weight decay is one
  * update: one pass (and one thread team) instead of one per tensor, most of them tiny biases. */
-void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, const float *grads,
-                     float lr, float grad_scale, int t)
+void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, float *params_copy,
+                     const float *grads, float lr, float grad_scale, int t)
 {
     size_t run_a = 0, run_b = 0;
     float run_wd = 0.0f;
@@ -99,7 +103,7 @@ void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, const fl
         if (a >= b) continue;
         float wd = ti->decay ? (float)o->cfg.weight_decay : 0.0f;
         if (run_b > run_a && (wd != run_wd || a != run_b)) {
-            update_range(o, params, grads, run_a, run_b, run_wd, lr, grad_scale, t);
+            update_range(o, params, params_copy, grads, run_a, run_b, run_wd, lr, grad_scale, t);
             run_a = run_b;
         }
         if (run_b == run_a) {
@@ -108,7 +112,7 @@ void kiln_optim_step(kiln_optim *o, const kiln_model *m, float *params, const fl
         }
         run_b = b;
     }
-    if (run_b > run_a) update_range(o, params, grads, run_a, run_b, run_wd, lr, grad_scale, t);
+    if (run_b > run_a) update_range(o, params, params_copy, grads, run_a, run_b, run_wd, lr, grad_scale, t);
 }
 
 int kiln_optim_num_states(const kiln_optim *o) { return o->n_states; }

@@ -15,12 +15,17 @@
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Stages 0 and 1 reduce in place in the flat gradient buffer. */
+/* Stages 0 and 1 reduce in place in the flat gradient buffer. Gradients are reduced in their
+ * storage type: bf16 with train.precision=bf16 (half the traffic; NCCL adds in fp32 and rounds
+ * to bf16 at each step of its ring). */
 static kiln_status launch_flat(kiln_dp *dp, dp_bucket *b)
 {
-    float *g = kiln_model_grads(dp->model) + b->offset;
-    if (dp->zero == 0) return kiln_comm_iallreduce_f32(dp->comm, KILN_AXIS_DP, g, b->numel, &b->req);
-    return kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, g, b->shares.counts, &b->req);
+    kiln_precision type = dp->be->precision;
+    float *g = kiln_model_grads_at(dp->model, b->offset);
+    if (dp->zero == 0)
+        return kiln_comm_iallreduce_typed(dp->comm, KILN_AXIS_DP, type, g, b->numel, &b->req);
+    return kiln_comm_ireduce_scatter_typed(dp->comm, KILN_AXIS_DP, type, g, b->shares.counts,
+                                           &b->req);
 }
 
 static void launch(kiln_dp *dp, dp_bucket *b)
@@ -127,7 +132,7 @@ static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
     dp->bucket_of = calloc((size_t)nb, sizeof *dp->bucket_of);
     KILN_CHECK_ALLOC(dp->buckets);
     KILN_CHECK_ALLOC(dp->bucket_of);
-    size_t limit = bucket_bytes / sizeof(float);
+    size_t limit = bucket_bytes / kiln_precision_bytes(dp->be->precision);
     for (int i = nb - 1; i >= 0; i--) {
         const kiln_block_info *blk = kiln_model_block(m, i);
         dp_bucket *cur = dp->n_buckets ? &dp->buckets[dp->n_buckets - 1] : NULL;
@@ -255,9 +260,11 @@ float *kiln_dp_shard_params(kiln_dp *dp)
     return dp->zero == 3 ? dp->shard_params : kiln_model_params(dp->model) + dp->lo;
 }
 
+float *kiln_dp_shard_param_copy(kiln_dp *dp) { return kiln_model_param_copy_at(dp->model, dp->lo); }
+
 float *kiln_dp_shard_grads(kiln_dp *dp)
 {
-    return dp->zero >= 2 ? dp->shard_grads : kiln_model_grads(dp->model) + dp->lo;
+    return dp->zero >= 2 ? dp->shard_grads : kiln_model_grads_at(dp->model, dp->lo);
 }
 
 kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm)
@@ -276,6 +283,8 @@ kiln_status kiln_dp_after_update(kiln_dp *dp)
     KILN_CHECK(kiln_comm_allgather_f32(dp->comm, KILN_AXIS_DP, kiln_model_params(dp->model),
                                        dp->counts, dp->displs));
     dp->wait_s += kiln_time_s() - t0;
+    /* the other ranks' shards arrived as fp32: round them into the copy the ops read (bf16) */
+    kiln_model_params_changed(dp->model);
     return KILN_OK;
 }
 
@@ -293,12 +302,22 @@ void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi)
     *hi = sharded ? dp->hi : dp->n;
 }
 
+void kiln_dp_memory_of(kiln_precision storage, const kiln_dp_sizes *s, int n_states,
+                       size_t *params, size_t *grads, size_t *optim)
+{
+    size_t elem = kiln_precision_bytes(storage);
+    /* the fp32 master weights (ZeRO-3: the shard and the gather buffer), and with bf16 storage
+     * their bf16 copy (ZeRO-3 is fp32 only) */
+    *params = (s->zero == 3 ? s->shard + s->gather_numel : s->n) * sizeof(float) +
+              (elem == sizeof(float) ? 0 : s->n * elem);
+    *grads = (s->zero >= 2 ? s->shard + s->arena_numel : s->n) * elem;
+    *optim = (size_t)n_states * s->shard * sizeof(float);
+}
+
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim)
 {
-    size_t shard = dp->hi - dp->lo;
-    *params = (dp->zero == 3 ? shard + dp->gather_numel : dp->n) * sizeof(float);
-    *grads = (dp->zero >= 2 ? shard + dp->arena_numel : dp->n) * sizeof(float);
-    *optim = (size_t)n_states * shard * sizeof(float);
+    kiln_dp_sizes sizes = {dp->n, dp->hi - dp->lo, dp->zero, dp->arena_numel, dp->gather_numel};
+    kiln_dp_memory_of(dp->be->precision, &sizes, n_states, params, grads, optim);
 }
 
 double kiln_dp_take_wait_s(kiln_dp *dp)

@@ -52,9 +52,10 @@ kiln_status zero_grads_init(kiln_dp *dp)
 {
     plan_arena(dp);
     size_t shard = dp->hi - dp->lo;
-    /* +1: an empty shard or arena still gets a valid buffer */
-    dp->shard_grads = dp->be->alloc((shard + 1) * sizeof(float));
-    dp->arena = dp->be->alloc((dp->arena_numel + 1) * sizeof(float));
+    /* +1: an empty shard or arena still gets a valid buffer; both hold the storage type */
+    size_t elem = kiln_precision_bytes(dp->be->precision);
+    dp->shard_grads = dp->be->alloc((shard + 1) * elem);
+    dp->arena = dp->be->alloc((dp->arena_numel + 1) * elem);
     if (!dp->shard_grads || !dp->arena)
         return KILN_ERROR(KILN_ERR_NOMEM, "ZeRO-%d: cannot allocate the gradient shard (%zu floats) "
                           "and staging arena (%zu floats)", dp->zero, shard, dp->arena_numel);
@@ -73,7 +74,8 @@ static void point_blocks(kiln_dp *dp, dp_bucket *b, float *at)
     for (int i = b->first_block; i < kiln_model_num_blocks(dp->model); i++) {
         const kiln_block_info *blk = kiln_model_block(dp->model, i);
         if (blk->offset >= b->offset + b->numel) break;
-        kiln_model_set_block_grads(dp->model, i, at ? at + (blk->offset - b->offset) : NULL);
+        kiln_model_set_block_grads(
+            dp->model, i, at ? kiln_storage_at(dp->be->precision, at, blk->offset - b->offset) : NULL);
     }
 }
 
@@ -91,7 +93,7 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
                               o->first_block);
         KILN_CHECK(zero_grads_complete(dp, o));
     }
-    b->staging = dp->arena + b->arena_at;
+    b->staging = kiln_storage_at(dp->be->precision, dp->arena, b->arena_at);
     dp->be->ops.zero(b->staging, b->numel, dp->be->stream);
     point_blocks(dp, b, b->staging);
     return KILN_OK;
@@ -100,7 +102,8 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
 kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b)
 {
     KILN_CHECK(zero_grads_stage(dp, b));
-    KILN_CHECK(kiln_comm_ireduce_scatter_f32(dp->comm, KILN_AXIS_DP, b->staging, b->shares.counts, &b->req));
+    KILN_CHECK(kiln_comm_ireduce_scatter_typed(dp->comm, KILN_AXIS_DP, dp->be->precision,
+                                               b->staging, b->shares.counts, &b->req));
     if (dp->overlap) return KILN_OK;
     double t0 = kiln_time_s();
     kiln_status st = zero_grads_complete(dp, b);
@@ -114,9 +117,11 @@ kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b)
     b->req = NULL;
     KILN_CHECK(st);
     size_t mine = (size_t)b->shares.counts[dp->me];
+    kiln_precision type = dp->be->precision;
     if (mine)
-        dp->be->ops.axpy(dp->shard_grads + (b->offset + b->shares.mine - dp->lo), b->staging + b->shares.mine,
-                         1.0f, mine, dp->be->stream);
+        dp->be->ops.axpy(kiln_storage_at(type, dp->shard_grads, b->offset + b->shares.mine - dp->lo),
+                         kiln_storage_at(type, b->staging, b->shares.mine), 1.0f, mine,
+                         dp->be->stream);
     b->staging = NULL;
     point_blocks(dp, b, NULL);
     return KILN_OK;

@@ -76,12 +76,16 @@ static kiln_status build_model(train_run *r, int resuming)
     size_t lo, hi;
     kiln_dp_shard(r->dp, &lo, &hi);
     KILN_CHECK(kiln_optim_create(&c->optim, r->model, r->be, lo, hi, &r->optim));
-    size_t pb, gb, ob;
+    size_t pb, gb, ob, n = kiln_model_num_params(r->model);
     kiln_dp_bytes(r->dp, kiln_optim_num_states(r->optim), &pb, &gb, &ob);
     kiln_log(r->rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
              "memory: rank %d holds params %zu B, grads %zu B, optimizer state %zu B (ZeRO-%d, "
-             "shard [%zu, %zu) of %zu)",
-             r->rank, pb, gb, ob, c->parallel.zero, lo, hi, kiln_model_num_params(r->model));
+             "shard [%zu, %zu) of %zu): %.2f B per parameter, %s",
+             r->rank, pb, gb, ob, c->parallel.zero, lo, hi, n,
+             n ? (double)(pb + gb + ob) / (double)n : 0.0,
+             r->be->precision == KILN_PRECISION_BF16
+                 ? "bf16 parameters, gradients and activations, fp32 master weights and state"
+                 : "fp32");
     kiln_info("model %s: %zu parameters in %d tensors, %d blocks; batch %d = %d ranks x %d x %d "
               "micro-batches; %d all-reduce buckets",
               c->model.kind, kiln_model_num_params(r->model), kiln_model_num_tensors(r->model),
@@ -246,8 +250,9 @@ static kiln_status train_step(train_run *r, step_result *out)
         clip = kiln_clip_factor(out->grad_norm, c->optim.grad_clip);
     }
     out->lr = kiln_schedule_lr(&c->schedule, c->optim.lr, r->step, c->train.steps);
-    kiln_optim_step(r->optim, r->model, kiln_dp_shard_params(r->dp), kiln_dp_shard_grads(r->dp),
-                    (float)out->lr, clip, (int)r->step + 1);
+    kiln_optim_step(r->optim, r->model, kiln_dp_shard_params(r->dp),
+                    kiln_dp_shard_param_copy(r->dp), kiln_dp_shard_grads(r->dp), (float)out->lr,
+                    clip, (int)r->step + 1);
     KILN_CHECK(kiln_dp_after_update(r->dp));
     KILN_CHECK(be->synchronize(be->stream)); /* a failed GPU kernel of this step */
     r->step++;

@@ -63,8 +63,8 @@ static const kiln_cfg_key train_keys[] = {
     K("train.progress_interval", KILN_CFG_FLOAT, train.progress_interval, "10", NULL,
       "seconds between progress lines when stderr is not a terminal"),
     K("train.precision", KILN_CFG_STRING, train.precision, "fp32", "fp32|bf16",
-      "matrix products in fp32, or on bf16 tensor cores with fp32 accumulation (backend cuda; "
-      "weights, gradients and optimizer state stay fp32)"),
+      "storage of parameters, gradients and activations: fp32, or bf16 (backend cuda; fp32 "
+      "master weights, AdamW state, accumulation, statistics and losses)"),
     K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
     K("registry.path", KILN_CFG_STRING, registry.path, "", NULL,
       "model registry root (empty: $KILN_REGISTRY, else ./registry)"),

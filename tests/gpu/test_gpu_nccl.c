@@ -1,7 +1,9 @@
 /* NCCL collectives on device buffers against the same collectives through MPI on host
  * buffers, behind the same kiln_comm calls: all-reduce (blocking and not), reduce-scatter and
- * all-gather with uneven shards (as ZeRO cuts them), gather to a root. Run under mpiexec with
- * one GPU per rank; skips (exit 77 on every rank) when the node has fewer GPUs than ranks. */
+ * all-gather with uneven shards (as ZeRO cuts them), gather to a root; and the gradient
+ * collectives on bf16 device buffers (train.precision=bf16) against MPI's fp32 sums of the same
+ * bf16 values (rtol 1e-2 of the terms' scale: NCCL rounds the sum to bf16). Run under mpiexec
+ * with one GPU per rank; skips (exit 77 on every rank) when the node has fewer GPUs than ranks. */
 #include <cuda_runtime_api.h>
 #include "gpu_common.h"
 #include "kiln/comm.h"
@@ -85,6 +87,53 @@ static void test_shards(size_t n)
     free(displs);
 }
 
+/* bf16 gradients: all-reduce and the in-place reduce-scatter in bf16 on the GPU, MPI's fp32
+ * on the host (the same bf16 values as floats), and a bf16 host buffer refused. */
+static void test_bf16_gradients(const kiln_backend *bf16, size_t n)
+{
+    float *host = rank_data(n, 6);
+    round_to_storage(bf16, host, n);
+    float *dev = dev_copy_as(bf16, host, n, 0);
+    kiln_comm_request *req = NULL;
+    CHECK_OK(kiln_comm_allreduce_f32(comm, KILN_AXIS_DP, host, n));
+    CHECK_OK(kiln_comm_iallreduce_typed(comm, KILN_AXIS_DP, KILN_PRECISION_BF16, dev, n, &req));
+    CHECK_OK(kiln_comm_wait(req));
+    float *got = host_copy_as(bf16, dev, n, 0);
+    check_twin_frac("bf16 iallreduce", got, host, n, 1e-2, 1.0);
+    free(got);
+
+    int *counts = malloc((size_t)world * sizeof(int));
+    size_t before = 0;
+    for (int r = 0; r < world; r++) {
+        counts[r] = (int)(n * (size_t)(r + 1) / (size_t)world - n * (size_t)r / (size_t)world);
+        if (r < rank) before += (size_t)counts[r];
+    }
+    size_t mine = (size_t)counts[rank];
+    float *send = rank_data(n, 7);
+    round_to_storage(bf16, send, n);
+    float *send_d = dev_copy_as(bf16, send, n, 0), *recv = malloc((mine + 1) * sizeof(float));
+    CHECK_OK(kiln_comm_reduce_scatter_f32(comm, KILN_AXIS_DP, send, recv, counts));
+    CHECK_OK(kiln_comm_ireduce_scatter_typed(comm, KILN_AXIS_DP, KILN_PRECISION_BF16, send_d,
+                                             counts, &req));
+    CHECK_OK(kiln_comm_wait(req));
+    got = host_copy_as(bf16, kiln_storage_at(KILN_PRECISION_BF16, send_d, before), mine, 0);
+    check_twin_frac("bf16 ireduce_scatter (in place)", got, recv, mine, 1e-2, 1.0);
+    free(got);
+    if (world > 1) {
+        req = NULL;
+        CHECK_FAILS(kiln_comm_iallreduce_typed(comm, KILN_AXIS_DP, KILN_PRECISION_BF16, host, n,
+                                               &req),
+                    KILN_ERR_ARG, "MPI has no bf16 type");
+        if (req) CHECK_OK(kiln_comm_wait(req)); /* nothing was started; this frees it */
+    }
+    bf16->free(dev);
+    bf16->free(send_d);
+    free(host);
+    free(send);
+    free(recv);
+    free(counts);
+}
+
 int main(int argc, char **argv)
 {
     if (kiln_comm_init(&argc, &argv, 1, &comm) != KILN_OK) {
@@ -106,9 +155,11 @@ int main(int argc, char **argv)
     be = gpu_backend_or_skip("fp32");
     CHECK_OK(kiln_comm_attach_device(comm, be));
     size_t sizes[] = {1, 1000, 1000003};
+    const kiln_backend *bf16 = gpu_backend_or_skip("bf16");
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         test_allreduce(sizes[i]);
         test_shards(sizes[i]);
+        test_bf16_gradients(bf16, sizes[i]);
     }
     CHECK_OK(be->synchronize(be->stream));
     kiln_comm_finalize(comm);

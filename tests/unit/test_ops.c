@@ -347,7 +347,7 @@ static void test_adamw(void)
     for (int t = 1; t <= steps; t++) {
         float *g = new_normal(n, 2.0f);
         g[t] = 0.0f; /* a zero gradient: the step is 0/(0+eps), decay still applies */
-        cpu_ops()->adamw_update(p, m, v, g, n, lr, b1, b2, eps, wd, gs, t, NULL);
+        cpu_ops()->adamw_update(p, NULL, m, v, g, n, lr, b1, b2, eps, wd, gs, t, NULL);
         for (int i = 0; i < n; i++) {
             double gi = (double)g[i] * gs;
             md[i] = b1 * md[i] + (1.0 - b1) * gi;
@@ -378,7 +378,7 @@ static void check_sgd(float momentum)
     double *pd = to_double(p, n), *bd = calloc(n, sizeof(double));
     for (int t = 0; t < steps; t++) {
         float *g = new_normal(n, 1.0f);
-        cpu_ops()->sgd_update(p, buf, g, n, lr, momentum, wd, gs, NULL);
+        cpu_ops()->sgd_update(p, NULL, buf, g, n, lr, momentum, wd, gs, NULL);
         for (int i = 0; i < n; i++) {
             bd[i] = momentum * bd[i] + (double)g[i] * gs + wd * pd[i];
             pd[i] -= lr * bd[i];
@@ -394,6 +394,34 @@ static void check_sgd(float momentum)
     free(buf);
     free(pd);
     free(bd);
+}
+
+/* The CPU stores fp32: an update's params_copy receives the updated parameters as they are
+ * (the same values as an update without one), and casting from fp32 copies. */
+static void test_param_copy(void)
+{
+    enum { n = 301 };
+    float *p = new_normal(n, 1.0f), *g = new_normal(n, 1.0f), *copy = new_normal(n, 1.0f);
+    float *q = malloc(n * sizeof(float));
+    float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+    float *m2 = calloc(n, sizeof(float)), *v2 = calloc(n, sizeof(float));
+    memcpy(q, p, n * sizeof(float));
+    cpu_ops()->adamw_update(p, copy, m, v, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, NULL);
+    cpu_ops()->adamw_update(q, NULL, m2, v2, g, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, NULL);
+    CHECK(!memcmp(copy, p, n * sizeof(float)) && !memcmp(p, q, n * sizeof(float)),
+          "adamw: params_copy is not the updated parameters, or changed them");
+    cpu_ops()->sgd_update(p, copy, m, g, n, 0.1f, 0.9f, 0.0f, 1.0f, NULL);
+    CHECK(!memcmp(copy, p, n * sizeof(float)), "sgd: params_copy is not the updated parameters");
+    cpu_ops()->cast_from_f32(copy, g, n, NULL);
+    CHECK(!memcmp(copy, g, n * sizeof(float)), "cast_from_f32 on the CPU is not a copy");
+    free(p);
+    free(q);
+    free(g);
+    free(copy);
+    free(m);
+    free(v);
+    free(m2);
+    free(v2);
 }
 
 static void test_sum_squares(void)
@@ -456,6 +484,7 @@ int main(void)
     test_adamw();
     check_sgd(0.9f);
     check_sgd(0.0f);
+    test_param_copy();
     test_sum_squares();
     TEST_MAIN_END();
 }

@@ -120,7 +120,7 @@ static void embedding_bwd(const void *vctx, const float *theta, const float *dou
 {
     const embedding_ctx *c = vctx;
     cpu_ops()->embedding_backward(grad, grad + c->V * c->C, dout, c->tokens, c->B, c->T, c->C,
-                                  NULL);
+                                  c->V, NULL);
 }
 
 static void test_embedding(void)

@@ -83,7 +83,7 @@ static void test_decay_targets(void)
     oc.weight_decay = 0.5;
     kiln_optim *o;
     CHECK_OK(kiln_optim_create(&oc, m, be, 0, n, &o));
-    kiln_optim_step(o, m, p, kiln_model_grads(m), 0.1f, 1.0f, 1);
+    kiln_optim_step(o, m, p, NULL, kiln_model_grads(m), 0.1f, 1.0f, 1);
     for (int t = 0; t < kiln_model_num_tensors(m); t++) {
         const kiln_tensor_info *ti = kiln_model_tensor(m, t);
         float want = ti->decay ? 1.0f - 0.1f * 0.5f : 1.0f;
