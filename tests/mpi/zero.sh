@@ -5,6 +5,8 @@
 # gradients shrink from ZeRO-1 to ZeRO-2 and its parameters from ZeRO-2 to ZeRO-3. A checkpoint
 # saved on 4 ranks with ZeRO-3 resumes on 2 ranks with ZeRO-1 and on 1 rank with ZeRO-0, on the
 # uninterrupted run's curve (both models; the GPT's tied embedding is sharded like the rest).
+# The GPT clips its gradient's global norm in every step, so every stage is compared with
+# clipping computed from the shards.
 source "$(dirname "$0")/../e2e/lib.sh"
 compare="$(dirname "$0")/../fault/compare_runs.py"
 memory="$(dirname "$0")/zero_memory.py"
@@ -17,7 +19,8 @@ mlp=(--set data.path="$(fmnist_h5)" --set train.ckpt_every=10)
 mlp_blocks="401920,262656,5130" # 784x512+512, 512x512+512, 512x10+10
 gpt_cfg="$KILN_SRC/configs/gpt-fortunes.yaml"
 gpt=(--set data.path="$(fortunes_h5)" --set model.n_layer=4 --set model.n_embd=64 --set model.n_head=2
-  --set model.block_size=64 --set train.batch_size=8 --set train.eval_batches=2 --set train.ckpt_every=10)
+  --set model.block_size=64 --set train.batch_size=8 --set train.eval_batches=2 --set train.ckpt_every=10
+  --set optim.grad_clip=1.0)
 # embedding (256 + 64) x 64, tied to the LM head; 4 blocks of 12C^2 + 13C; final LayerNorm 2C
 gpt_blocks="20480*,49984,49984,49984,49984,128"
 
@@ -73,6 +76,10 @@ check_model() { # MODEL CONFIG BLOCKS ARGS...
 
 check_model mlp "$mlp_cfg" "$mlp_blocks" "${mlp[@]}"
 check_model gpt "$gpt_cfg" "$gpt_blocks" "${gpt[@]}"
+clipped=$("$PY" -c 'import json, sys
+print(sum(json.loads(l).get("grad_norm", 0) > 1.0 for l in open(sys.argv[1])))' "$WORK/gpt-1/metrics.jsonl")
+[ "$clipped" -gt 0 ] && pass "the GPT's gradient norm exceeds optim.grad_clip=1.0 in $clipped of 20 steps" ||
+  fail "the GPT never clips, so clipping over shards is not compared"
 shrinks grads 1 2
 shrinks params 2 3
 
