@@ -16,10 +16,14 @@ kiln_status kiln_mkdir_p(const char *path);
 kiln_status kiln_file_fsync(const char *path);
 /* fsync the directory that contains path. */
 kiln_status kiln_fsync_parent_dir(const char *path);
+/* The temporary name a writer of path uses: path.HOST.PID.tmp, so that two processes writing
+ * the same path at once (two imports of one cache file, say) never write into the same file;
+ * the later rename wins whole. */
+kiln_status kiln_tmp_path(char *tmp, size_t len, const char *path);
 /* tmp is complete and closed: fsync it, rename it over path, fsync the directory. After a
  * crash path holds either its old or its new content. tmp is removed when this fails. */
 kiln_status kiln_commit_tmp_file(const char *tmp, const char *path);
-/* Write bytes to path.tmp and commit it over path as above. */
+/* Write bytes to kiln_tmp_path(path) and commit it over path as above. */
 kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* SHA-256 of a file as 64 lowercase hex digits (+ NUL), and its size. */

@@ -15,7 +15,7 @@ static void data_usage(FILE *f)
             "  kiln data import text FILE... OUT.h5\n"
             "      concatenates the files' bytes in the given order; the last 10%% become\n"
             "      /val/tokens, the rest /train/tokens (uint8, vocabulary 256).\n"
-            "The output appears only when complete (written to OUT.h5.tmp, then renamed).\n");
+            "The output appears only when complete (written to OUT.h5.HOST.PID.tmp, then renamed).\n");
 }
 
 int kiln_cmd_data(int argc, char **argv)

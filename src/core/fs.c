@@ -94,10 +94,18 @@ static kiln_status write_all(int fd, const char *path, const void *data, size_t 
     return KILN_OK;
 }
 
+kiln_status kiln_tmp_path(char *tmp, size_t len, const char *path)
+{
+    char host[256] = "host";
+    gethostname(host, sizeof host - 1); /* many nodes may share the filesystem */
+    host[sizeof host - 1] = '\0';
+    return kiln_path_format(tmp, len, "%s.%s.%ld.tmp", path, host, (long)getpid());
+}
+
 kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX];
-    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
+    KILN_CHECK(kiln_tmp_path(tmp, sizeof tmp, path));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) return KILN_ERROR(KILN_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
     kiln_status st = write_all(fd, tmp, data, len);

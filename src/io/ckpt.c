@@ -159,7 +159,7 @@ static kiln_status remove_checkpoint(const char *dir, int64_t step)
     return KILN_OK;
 }
 
-/* Tmp files of saves that crashed: step-*.tmp (checkpoint or sidecar) and latest.tmp. */
+/* Tmp files of saves that crashed: step-*.tmp (checkpoint or sidecar) and latest.*.tmp. */
 static kiln_status remove_leftovers(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -169,7 +169,7 @@ static kiln_status remove_leftovers(const char *dir)
     while (st == KILN_OK && (e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         int tmp = len > 4 && !strcmp(e->d_name + len - 4, ".tmp");
-        if (!(tmp && (!strncmp(e->d_name, "step-", 5) || !strcmp(e->d_name, "latest.tmp"))))
+        if (!(tmp && (!strncmp(e->d_name, "step-", 5) || !strncmp(e->d_name, "latest.", 7))))
             continue;
         char path[PATH_MAX];
         st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);

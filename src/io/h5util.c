@@ -238,7 +238,7 @@ kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_
 kiln_status kiln_h5_write_file_atomic(const char *path, kiln_h5_fill_fn fill, void *ctx)
 {
     char tmp[PATH_MAX];
-    KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s.tmp", path));
+    KILN_CHECK(kiln_tmp_path(tmp, sizeof tmp, path));
     kiln_h5_quiet();
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     KILN_H5_CHECK(file, KILN_ERR_IO, "cannot create '%s'", tmp);

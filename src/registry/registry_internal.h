@@ -37,7 +37,7 @@ kiln_status reg_lock(const char *mdir, int *fd);
 /* A JSON file read whole: KILN_ERR_DATA naming the file, line and column when it is not valid
  * JSON or not an object. */
 kiln_status reg_json_load(const char *path, json_t **out);
-/* Written to path.tmp, fsynced and renamed over path; indented, keys in insertion order. */
+/* Written to a temporary file (kiln_tmp_path), fsynced and renamed over path; indented, keys in insertion order. */
 kiln_status reg_json_save(const char *path, const json_t *obj);
 /* The version's metadata, checked to be a version.json of (mdir's) model and that version. */
 kiln_status reg_load_version(const char *mdir, int64_t version, json_t **out);

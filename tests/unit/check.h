@@ -2,6 +2,7 @@
  * TEST_MAIN_END prints "N passed, N failed" and returns non-zero on any failure. */
 #ifndef KILN_TEST_CHECK_H
 #define KILN_TEST_CHECK_H
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,21 @@
 #include "kiln/status.h"
 
 static int test_passed, test_failed;
+
+/* Entries of dir whose names end in suffix (-1 when dir cannot be listed). */
+static inline int count_files_with_suffix(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    size_t ls = strlen(suffix);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        n += len >= ls && !strcmp(e->d_name + len - ls, suffix);
+    }
+    closedir(d);
+    return n;
+}
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \

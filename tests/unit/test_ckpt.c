@@ -90,16 +90,6 @@ static void read_text(const char *path, char *buf, size_t len)
     fclose(f);
 }
 
-static int count_suffix(const char *dir, const char *suffix)
-{
-    char cmd[PATH_MAX + 64], out[64];
-    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '%s$'", dir, suffix);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(out, sizeof out, p)) out[0] = '\0';
-    if (p) pclose(p);
-    return atoi(out);
-}
-
 static void flip_byte(const char *path, long off)
 {
     FILE *f = fopen(path, "r+b");
@@ -267,7 +257,7 @@ static void test_keep_and_latest(const char *dir)
     CHECK(exists(dir, "step-00000002.h5") && exists(dir, "step-00000002.h5.crc32") &&
           exists(dir, "step-00000003.h5") && exists(dir, "step-00000003.h5.crc32"),
           "steps 2 and 3 with sidecars kept");
-    CHECK(count_suffix(dir, ".tmp") == 0, "tmp files left");
+    CHECK(count_files_with_suffix(dir, ".tmp") == 0, "tmp files left");
     path_in(all, dir, "latest");
     read_text(all, buf, sizeof buf);
     CHECK(!strcmp(buf, "step-00000003.h5\n"), "latest reads '%s'", buf);
@@ -275,7 +265,7 @@ static void test_keep_and_latest(const char *dir)
 
     make_dir(all, "keepall");
     for (int s = 1; s <= 3; s++) CHECK_OK(save_step(all, s, 0));
-    CHECK(count_suffix(all, ".h5") == 3 && count_suffix(all, ".crc32") == 3, "keep=0 keeps all");
+    CHECK(count_files_with_suffix(all, ".h5") == 3 && count_files_with_suffix(all, ".crc32") == 3, "keep=0 keeps all");
 
     int found = -1;
     char path[PATH_MAX];
@@ -466,7 +456,7 @@ static void test_fault(const char *dir)
     check_latest(dir, "/step-00000001.h5");
 
     CHECK_OK(save_step(dir, 4, 0));
-    CHECK(count_suffix(dir, ".tmp") == 0, "tmp files survived the next save");
+    CHECK(count_files_with_suffix(dir, ".tmp") == 0, "tmp files survived the next save");
     check_latest(dir, "/step-00000004.h5");
 }
 

@@ -9,6 +9,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -389,14 +390,47 @@ static void test_import_text(void)
     const char *dir_out = tmp_path("textdir.h5");
     mkdir(dir_out, 0755);
     FAILS_WITH(kiln_import_text(files, 2, 0.1, dir_out), KILN_ERR_IO, "cannot rename");
-    CHECK(!file_exists(tmp_path("textdir.h5.tmp")), "tmp file left after a failed rename");
+    CHECK(count_files_with_suffix(tmp_dir, ".tmp") == 0, "tmp file left after a failed rename");
 
     const char *missing[2] = {files[0], tmp_path("nope.txt")};
     const char *out2 = tmp_path("text2.h5");
     FAILS_WITH(kiln_import_text(missing, 2, 0.1, out2), KILN_ERR_IO, "nope.txt",
                "No such file or directory");
-    CHECK(!file_exists(out2) && !file_exists(tmp_path("text2.h5.tmp")),
+    CHECK(!file_exists(out2) && count_files_with_suffix(tmp_dir, ".tmp") == 0,
           "output after a missing input");
+}
+
+/* Several processes importing to one path at once (parallel tests sharing a cached dataset)
+ * each write their own temporary file: the survivor is one whole import, never a mix. */
+static void test_import_concurrent(void)
+{
+    enum { BYTES = 4 << 20, WRITERS = 4, ROUNDS = 3 };
+    uint8_t *text = malloc(BYTES);
+    for (size_t i = 0; i < BYTES; i++) text[i] = (uint8_t)(i * 2654435761u >> 13);
+    const char *files[1] = {tmp_path("big.txt")};
+    write_bytes(files[0], text, BYTES);
+    const char *out = tmp_path("shared.h5");
+    for (int round = 0; round < ROUNDS; round++) {
+        pid_t kids[WRITERS];
+        for (int w = 0; w < WRITERS; w++)
+            if ((kids[w] = fork()) == 0) _exit(kiln_import_text(files, 1, 0.1, out) == KILN_OK ? 0 : 1);
+        int ok = 1;
+        for (int w = 0; w < WRITERS; w++) {
+            int status = 0;
+            waitpid(kids[w], &status, 0);
+            ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+        CHECK(ok, "round %d: a concurrent import failed", round);
+        int ndim;
+        hsize_t td[4];
+        uint8_t *train = h5_read_u8(out, "/train/tokens", &ndim, td);
+        size_t n_train = BYTES - (size_t)(0.1 * BYTES);
+        CHECK(train && td[0] == n_train && memcmp(train, text, n_train) == 0,
+              "round %d: the surviving file is not one whole import", round);
+        free(train);
+        CHECK(count_files_with_suffix(tmp_dir, ".tmp") == 0, "round %d: tmp files left", round);
+    }
+    free(text);
 }
 
 /* ---- dataset_open errors ---- */
@@ -743,6 +777,7 @@ int main(void)
     test_import_bad();
     test_import_real();
     test_import_text();
+    test_import_concurrent();
     test_open_errors();
     test_loader();
     test_lm();
