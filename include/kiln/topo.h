@@ -34,9 +34,9 @@ kiln_status kiln_topo_bind(const kiln_placement *p, char *bound_pus, size_t len)
 /* What a job does at start on every rank: plan this rank's share of its node (cores_per_rank 0
  * = Slurm's CPUs per task, else an even split), bind to it when `bind`, and run `threads`
  * threads (0 = as many as its cores; a lone rank with no share asked for keeps
- * OMP_NUM_THREADS or all cores). Logs the
- * placement (at info on local rank 0); *threads_out: the threads in effect; *gpu: the GPU
- * nearest those cores, -1 when hwloc sees none. */
+ * OMP_NUM_THREADS or all cores). Logs the Slurm job it runs in, if any, and the placement (at
+ * info on local rank 0); *threads_out: the threads in effect; *gpu: the GPU nearest those
+ * cores, -1 when hwloc sees none. */
 kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int *threads_out,
                                  int *gpu);
 /* `kiln topo`: the node's packages, NUMA nodes, cores, PUs, GPUs and the plan for

@@ -184,6 +184,12 @@ kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int 
 {
     int local_rank, local_size;
     kiln_topo_local_rank(&local_rank, &local_size);
+    const kiln_slurm_job *job = kiln_slurm();
+    if (job->in_job) { /* where the job runs, first in every job kind's log */
+        char where[1024];
+        kiln_slurm_describe(job, where, sizeof where);
+        kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG, "slurm: %s", where);
+    }
     kiln_placement p;
     KILN_CHECK(kiln_topo_plan(local_rank, local_size, cores_per_rank, &p));
     char bound[128] = "not bound";

@@ -121,13 +121,9 @@ static kiln_status find_resume(train_run *r, const char *resume, char *path, siz
  * requeue, so the requeued job finds the checkpoints its first run wrote. */
 static kiln_status name_run_after_job(train_run *r)
 {
-    const kiln_slurm_job *job = kiln_slurm();
     kiln_cfg_str dir;
-    KILN_CHECK(kiln_slurm_expand(job, "train.out_dir", r->cfg.train.out_dir, dir, sizeof dir));
+    KILN_CHECK(kiln_slurm_expand(kiln_slurm(), "train.out_dir", r->cfg.train.out_dir, dir, sizeof dir));
     memcpy(r->cfg.train.out_dir, dir, sizeof dir);
-    char where[1024];
-    kiln_slurm_describe(job, where, sizeof where);
-    if (job->in_job) kiln_info("slurm: %s", where);
     return KILN_OK;
 }
 
