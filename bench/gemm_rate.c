@@ -6,7 +6,11 @@
  *             dW (OC,C)  += dout^T @ inp           sgemm(Trans, NoTrans)
  * Each layer has its own buffers, as in training, so no layer finds another's operands in cache.
  * --forward times the forward GEMMs alone: the limit of inference (bench/infer_bench.sh).
+ * --workers N runs N single-threaded copies at once, each with its own buffers, and reports
+ * their summed rate: the limit of work split by rows across independent threads, as kiln
+ * infer splits a chunk's forward batches (one GEMM on N threads is the --threads N figure).
  * Prints one JSON object on stdout. */
+#include <omp.h>
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 
 #define MAX_LINEARS 256
 #define WARMUP_PASSES 3
+#define MAX_WORKERS 64
 
 typedef struct linear_gemms {
     int N, C, OC, has_dinp;                 /* rows, in features, out features */
@@ -35,7 +40,7 @@ static void die(const char *msg, const char *arg)
 {
     fprintf(stderr, "kiln_bench_gemm: %s%s\n"
             "usage: kiln_bench_gemm [--threads N] [--seconds S] [--mlp B,IN,H1,...,OUT] "
-            "[--gpt B,L,C,T,V] [--forward]\n"
+            "[--gpt B,L,C,T,V] [--forward] [--workers N]\n"
             "  defaults: --mlp 128,784,512,512,10  --gpt 16,4,256,128,256\n", msg, arg);
     exit(2);
 }
@@ -150,26 +155,51 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void measure_and_print(model_gemms *m, double seconds, int last)
+/* Passes of m for at least `seconds`; returns how many, and the time they took in *t. */
+static long timed_passes(model_gemms *m, double seconds, double *t)
 {
     for (int i = 0; i < WARMUP_PASSES; i++) run_pass(m);
     long passes = 0;
-    double t0 = now_s(), t;
+    double t0 = now_s();
     do {
         run_pass(m);
         passes++;
-    } while ((t = now_s() - t0) < seconds);
+    } while ((*t = now_s() - t0) < seconds);
+    return passes;
+}
+
+/* copies[0..workers) are the same model, each with its own buffers. With workers > 1 each
+ * runs on its own thread of one parallel region, where OpenBLAS's OpenMP build runs every
+ * call on the calling thread alone; the rate is the sum of the copies' rates. */
+static void measure_and_print(model_gemms *copies, int workers, double seconds, int last)
+{
+    long passes = 0;
+    double rate = 0.0, t = 0.0;
     int calls;
-    double f = pass_flops(m, &calls);
+    double f = pass_flops(&copies[0], &calls);
+    if (workers <= 1) {
+        passes = timed_passes(&copies[0], seconds, &t);
+        rate = f * (double)passes / t;
+    } else {
+#pragma omp parallel num_threads(workers) reduction(+ : passes, rate) reduction(max : t)
+        {
+            double mine_t;
+            long mine = timed_passes(&copies[omp_get_thread_num()], seconds, &mine_t);
+            passes += mine;
+            rate += f * (double)mine / mine_t;
+            t = mine_t;
+        }
+    }
+    const model_gemms *m = &copies[0];
     printf("    \"%s\": {\"gemm_calls_per_step\": %d, \"units_per_step\": %.0f, "
            "\"flops_per_%s\": %.1f, \"steps\": %ld, \"seconds\": %.3f, \"gflops\": %.2f}%s\n",
            m->name, calls, m->units_per_pass, m->unit, f / m->units_per_pass, passes, t,
-           f * (double)passes / t * 1e-9, last ? "" : ",");
+           rate * 1e-9, last ? "" : ",");
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 0, mlp[64], gpt[8], n_mlp, n_gpt;
+    int threads = 0, workers = 1, mlp[64], gpt[8], n_mlp, n_gpt;
     double seconds = 1.0;
     const char *mlp_arg = "128,784,512,512,10", *gpt_arg = "16,4,256,128,256";
     for (int i = 1; i < argc; i++) {
@@ -179,25 +209,29 @@ int main(int argc, char **argv)
         }
         if (i + 1 == argc) die("missing value after ", argv[i]);
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--workers")) workers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--mlp")) mlp_arg = argv[++i];
         else if (!strcmp(argv[i], "--gpt")) gpt_arg = argv[++i];
         else die("unknown argument ", argv[i]);
     }
     if (threads < 0 || !(seconds > 0.0)) die("--threads must be >= 0 and --seconds > 0", "");
+    if (workers < 1 || workers > MAX_WORKERS) die("--workers must be in 1..64", "");
     n_mlp = parse_ints(mlp_arg, mlp, 64);
     n_gpt = parse_ints(gpt_arg, gpt, 8);
 
-    static model_gemms models[2];
-    build_mlp(&models[0], mlp, n_mlp);
-    build_gpt(&models[1], gpt, n_gpt);
-    int used = kiln_threads_set(threads);
-    printf("{\n  \"forward_only\": %s,\n  \"threads\": %d,\n  \"openblas\": \"%s\",\n  \"openblas_parallel\": \"%s\",\n"
-           "  \"models\": {\n", forward_only ? "true" : "false", used, openblas_get_config(),
+    static model_gemms models[2][MAX_WORKERS];
+    for (int w = 0; w < workers; w++) {
+        build_mlp(&models[0][w], mlp, n_mlp);
+        build_gpt(&models[1][w], gpt, n_gpt);
+    }
+    int used = kiln_threads_set(workers > 1 ? workers : threads);
+    printf("{\n  \"forward_only\": %s,\n  \"threads\": %d,\n  \"workers\": %d,\n  \"openblas\": \"%s\",\n  \"openblas_parallel\": \"%s\",\n"
+           "  \"models\": {\n", forward_only ? "true" : "false", used, workers, openblas_get_config(),
            (const char *[]){"sequential", "pthread", "openmp"}[openblas_get_parallel() % 3]);
     for (int i = 0; i < 2; i++) {
-        measure_and_print(&models[i], seconds, i == 1);
-        free_model(&models[i]);
+        measure_and_print(models[i], workers, seconds, i == 1);
+        for (int w = 0; w < workers; w++) free_model(&models[i][w]);
     }
     printf("  }\n}\n");
     return 0;

@@ -22,7 +22,7 @@ py=${KILN_PYTHON:-/usr/bin/python3}
 cpus=${BENCH_CPUS:-0,1}
 thread_counts=${BENCH_THREADS:-1 2}
 rows=${BENCH_ROWS:-1000000}
-chunk_rows=16384 batch=1024 mlp_shape=784,512,512,10
+chunk_rows=16384 batch=256 mlp_shape=784,512,512,10
 
 bench_name=infer_bench
 source bench/lib.sh
@@ -55,11 +55,16 @@ with h5py.File(sys.argv[2], "w") as f:
 EOF
 
 now() { date +%s.%N; }
+# The limit at t threads is the better of one GEMM on t threads and t single-threaded GEMMs
+# side by side (how kiln infer splits its forwards), each unbound and bound.
 run_gemm() { # threads
-    local bind
+    local bind mode
     for bind in false true; do
-        OMP_PROC_BIND=$bind "${pin[@]}" "$build/bench/kiln_bench_gemm" --forward --threads "$1" \
-            --mlp "$batch,$mlp_shape" --gpt 1,1,64,16,64 >"$tmp/gemm-$1-bind_$bind.json"
+        for mode in threads workers; do
+            [ "$mode" = workers ] && [ "$1" -eq 1 ] && continue
+            OMP_PROC_BIND=$bind "${pin[@]}" "$build/bench/kiln_bench_gemm" --forward "--$mode" "$1" \
+                --mlp "$batch,$mlp_shape" --gpt 1,1,64,16,64 >"$tmp/gemm-$1-$mode-bind_$bind.json"
+        done
     done
 }
 run_kiln() { # name threads extra-args...: kiln's own report and the wall time around it
@@ -102,7 +107,7 @@ kiln_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 load=$(cut -d' ' -f1 /proc/loadavg)
 
 "$py" - "$tmp" "$result" "$thread_counts" "$cpu_model" "$cpus" "$kiln_rev" "$rows" "$load" <<'EOF'
-import datetime, json, re, sys
+import datetime, glob, json, re, sys
 import h5py, numpy as np
 tmp, result, threads, cpu_model, cpus, kiln_rev, rows, load = sys.argv[1:9]
 threads, rows = threads.split(), int(rows)
@@ -118,8 +123,17 @@ def kiln_run(name):
                 read_s=read_s, compute_s=compute_s, write_s=write_s)
 
 
-gemm = {t: max((json.load(open(f"{tmp}/gemm-{t}-bind_{b}.json"))["models"]["mlp"] for b in ("false", "true")),
-               key=lambda g: g["gflops"]) for t in threads}
+def best_gemm(t):
+    runs = []
+    for f in sorted(glob.glob(f"{tmp}/gemm-{t}-*.json")):
+        g = json.load(open(f))
+        mode = f"{t} single-threaded side by side" if g["workers"] > 1 else f"one on {t} threads"
+        bound = "bound" if f.endswith("bind_true.json") else "unbound"
+        runs.append(dict(g["models"]["mlp"], mode=f"{mode}, {bound}", workers=g["workers"]))
+    return max(runs, key=lambda g: g["gflops"])
+
+
+gemm = {t: best_gemm(t) for t in threads}
 flops_per_row = gemm[threads[0]]["flops_per_sample"]  # forward GEMMs of one row
 kiln = {t: kiln_run(f"kiln-{t}") for t in threads}
 torch = {t: dict(json.load(open(f"{tmp}/torch-{t}.json")), wall_s=wall(f"torch-{t}")) for t in threads}
@@ -139,7 +153,7 @@ for t in threads:
     k, p = kiln[t], torch[t]
     print(f"| {t} | {k['rows_per_s']:.0f} ({k['wall_s']:.2f} s) | {p['rows_per_s']:.0f} ({p['wall_s']:.2f} s) "
           f"| {k['rows_per_s'] / p['rows_per_s']:.2f}x | {k['compute_rows_per_s']:.0f} "
-          f"| {p['compute_rows_per_s']:.0f} | {gemm[t]['gflops']:.1f} |")
+          f"| {p['compute_rows_per_s']:.0f} | {gemm[t]['gflops']:.1f} ({gemm[t]['mode']}) |")
 print(f"| {kt} (top-5 too) | {top5['rows_per_s']:.0f} ({top5['wall_s']:.2f} s) | | | "
       f"{top5['compute_rows_per_s']:.0f} | | |")
 print(f"\nkiln {kt} thr: read {kiln[kt]['read_s']:.2f} s, compute {kiln[kt]['compute_s']:.2f} s, "

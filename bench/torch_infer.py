@@ -45,7 +45,7 @@ def main():
     ap.add_argument("--output", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunk-rows", type=int, default=16384)
-    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=256)
     a = ap.parse_args()
     t_start = time.perf_counter()
     torch.set_num_threads(a.threads)

@@ -11,7 +11,7 @@ static const kiln_cfg_key infer_keys[] = {
       "input dataset: [N,D] uint8 (scaled by 1/255 as in training) or float32 for a classifier, "
       "[N,W] integer tokens (2 <= W <= block_size) for the GPT; empty: x or tokens"),
     K("infer.batch", KILN_CFG_INT, infer.batch, "0", NULL,
-      "rows per forward pass, each on one thread (0 = 1024 for a classifier, 32 for the GPT)"),
+      "rows per forward pass, each on one thread (0 = a classifier 256 on the CPU, 1024 on a GPU; the GPT 32)"),
     K("infer.chunk_rows", KILN_CFG_INT, infer.chunk_rows, "16384", NULL,
       "rows per chunk: the unit ranks share, progress is recorded in, and HDF5 chunks hold"),
     K("infer.top_k", KILN_CFG_INT, infer.top_k, "5", NULL,

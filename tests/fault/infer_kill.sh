@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Exactly once: kiln infer killed with SIGKILL at five random points (alternately a single
-# process and one rank of a 2-rank job), rerun after each kill, ends with an output identical,
+# Exactly once: kiln infer killed with SIGKILL at five random points, each 1 to 4 chunks past
+# what the previous kill left (alternately a single process and one rank of a 2-rank job;
+# the kill lands while a later round is in flight), rerun after each kill, ends with an output identical,
 # byte for byte, to an uninterrupted run; every kill leaves a .partial that h5py opens, whose
 # done chunks only grow. SIGTERM (Slurm preemption) stops after the current round with exit
 # 75, and the rerun finishes the same file.
@@ -15,15 +16,25 @@ x = h5py.File(sys.argv[1])["test/x"][()]
 with h5py.File(sys.argv[2], "w") as f:
     f["x"] = np.concatenate([np.roll(x, k, axis=1) for k in range(12)])  # 120000 distinct rows
 PY
-args=(--model "$WORK/run/ckpt/step-00000020.h5" --input "$WORK/big.h5" --set infer.chunk_rows=2000)
-t0=$(date +%s.%N)
+args=(--model "$WORK/run/ckpt/step-00000020.h5" --input "$WORK/big.h5" --set infer.chunk_rows=2000
+      --set infer.progress_interval=0.001) # a progress line after every round: the kills key on it
 "$KILN_BIN" infer "${args[@]}" --output "$WORK/straight.h5" >/dev/null 2>"$WORK/straight.log" ||
   fail "uninterrupted run: $(tail -2 "$WORK/straight.log")"
-straight_s=$("$PY" -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
-echo "uninterrupted run: ${straight_s}s for 60 chunks"
 
 done_chunks() { # chunks marked done in the .partial (h5py must open it)
   "$PY" -c "import h5py,sys; print(int(h5py.File(sys.argv[1])['progress/done'][()].sum()))" "$1" 2>/dev/null || echo "unreadable"
+}
+# Waits until the run's log reports at least $2 chunks done; fails if the run ($3) ends first.
+# Keyed on progress rather than on time, so that a loaded machine moves the kill points but
+# never past the end of the run.
+wait_for_chunks() { # log target pid
+  local n
+  while kill -0 "$3" 2>/dev/null; do
+    n=$(grep -o '^infer: [0-9]*' "$1" 2>/dev/null | tail -1 | grep -o '[0-9]*$' || true)
+    [ "${n:-0}" -ge "$2" ] && return 0
+    sleep 0.01
+  done
+  return 1
 }
 out="$WORK/killed.h5"
 RANDOM=20261201 # the kill points are random, but the same in every run of this test
@@ -31,26 +42,23 @@ landed=0 tries=0 last=0 midway=0
 while [ "$landed" -lt 5 ] && [ "$tries" -lt 12 ] && [ ! -e "$out" ]; do
   tries=$((tries + 1))
   ranks=$((1 + landed % 2))
-  # somewhere in the first half of what is left of the work (plus start-up)
-  delay=$("$PY" -c "import sys; print(0.15 + float(sys.argv[1]) * (60 - int(sys.argv[2])) / 60 * 0.5 * int(sys.argv[3]) / 32768)" \
-    "$straight_s" "$last" "$RANDOM")
+  target=$((last + 1 + RANDOM % 4)) # 1 to 4 chunks past what the last kill left
+  log="$WORK/kill$tries.log"
   if [ "$ranks" -eq 1 ]; then
-    "$KILN_BIN" infer "${args[@]}" --output "$out" >/dev/null 2>"$WORK/kill$tries.log" &
+    "$KILN_BIN" infer "${args[@]}" --output "$out" >/dev/null 2>"$log" &
   else
-    mpiexec -n 2 "$KILN_BIN" infer "${args[@]}" --output "$out" >/dev/null 2>"$WORK/kill$tries.log" &
+    mpiexec -n 2 "$KILN_BIN" infer "${args[@]}" --output "$out" >/dev/null 2>"$log" &
   fi
   job=$!
-  sleep "$delay"
-  victim=$job
-  if [ "$ranks" -eq 2 ]; then # one of the ranks (they may still be starting)
-    victim=""
-    for _ in $(seq 60); do
+  victim=""
+  if wait_for_chunks "$log" "$target" "$job"; then
+    victim=$job
+    if [ "$ranks" -eq 2 ]; then # one of the two ranks, alternately rank 0 and rank 1
+      victim=""
       for pid in $(pgrep -f "output $out"); do
         tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$(( (landed / 2) % 2 ))" && victim=$pid
       done
-      [ -n "$victim" ] && break
-      sleep 0.05
-    done
+    fi
   fi
   if [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null; then
     wait "$job" 2>/dev/null || true
@@ -58,7 +66,7 @@ while [ "$landed" -lt 5 ] && [ "$tries" -lt 12 ] && [ ! -e "$out" ]; do
     landed=$((landed + 1))
     now=$(done_chunks "$out.partial")
     [ -e "$out.partial" ] || now=0 # killed before the .partial existed
-    echo "kill $landed ($ranks rank(s), ${delay}s in): $now of 60 chunks done"
+    echo "kill $landed ($ranks rank(s), at >= $target chunks reported): $now of 60 chunks done"
     if [ "$now" = "unreadable" ] || [ "$now" -lt "$last" ]; then
       fail "after kill $landed the .partial has '$now' chunks done (before: $last)"
       now=$last
@@ -82,7 +90,7 @@ cmp -s "$WORK/straight.h5" "$out" && pass "after 5 kills and reruns the output i
 # SIGTERM: stop after the current round, exit 75, rerun finishes the same file
 "$KILN_BIN" infer "${args[@]}" --output "$WORK/term.h5" >/dev/null 2>"$WORK/term.log" &
 job=$!
-sleep "$("$PY" -c "import sys; print(0.15 + float(sys.argv[1]) * 0.4)" "$straight_s")"
+wait_for_chunks "$WORK/term.log" 10 "$job" || fail "the SIGTERM run ended before 10 chunks were done"
 kill -TERM "$job"
 rc=0
 wait "$job" || rc=$?
