@@ -44,7 +44,7 @@ static kiln_status plan_worker(infer_job *j, infer_worker *w)
         KILN_CHECK_ALLOC(b->tokens);
         KILN_CHECK_ALLOC(b->targets);
     } else {
-        b->x = malloc(rows * (size_t)j->width * sizeof *b->x);
+        b->x = aligned_alloc(64, (rows * (size_t)j->width * sizeof *b->x + 63) / 64 * 64);
         b->y = malloc(rows * sizeof *b->y);
         KILN_CHECK_ALLOC(b->x);
         KILN_CHECK_ALLOC(b->y);
