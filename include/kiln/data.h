@@ -8,6 +8,7 @@
  * Opening checks layout, dtype and shape and names the file and dataset in every error. */
 #ifndef KILN_DATA_H
 #define KILN_DATA_H
+#include <stddef.h>
 #include <stdint.h>
 #include "kiln/status.h"
 
@@ -43,6 +44,11 @@ kiln_data_kind kiln_dataset_kind(const kiln_dataset *ds);
  * CLASSIFY, tokens and targets for LM); sets out->B = n. KILN_ERR_ARG for a row out of range. */
 kiln_status kiln_dataset_gather(const kiln_dataset *ds, const uint64_t *rows, int n,
                                 kiln_batch *out);
+
+/* Pixels as the models see them: dst[i] = src[i] / 255 in float, rounded exactly as that
+ * division rounds (training and inference must agree bit for bit), at a fraction of a
+ * vector divide's cost. */
+void kiln_pixels_to_unit(float *restrict dst, const uint8_t *restrict src, size_t n);
 
 typedef struct kiln_loader_opts {
     int batch;          /* rows per batch for this rank */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <omp.h>
 #include <string.h>
+#include "kiln/data.h"
 #include "kiln/log.h"
 #include "infer_internal.h"
 
@@ -146,8 +147,7 @@ static kiln_status fill_batch(infer_job *j, kiln_batch *b, uint64_t c, uint64_t 
         if (j->in_type == H5T_NATIVE_FLOAT) {
             memcpy(b->x, (const float *)j->in_raw + r0 * W, count * sizeof(float));
         } else {
-            const uint8_t *src = (const uint8_t *)j->in_raw + r0 * W;
-            for (size_t i = 0; i < count; i++) b->x[i] = (float)src[i] / 255.0f; /* as training */
+            kiln_pixels_to_unit(b->x, (const uint8_t *)j->in_raw + r0 * W, count); /* as training */
         }
         return KILN_OK;
     }

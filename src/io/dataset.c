@@ -5,6 +5,7 @@
 #include "kiln/data.h"
 #include "kiln/h5util.h"
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,13 +210,22 @@ static void gather_classify(const kiln_dataset *ds, const uint64_t *rows, int n,
         __builtin_prefetch(ds->y + rows[b]);
     }
     for (int b = 0; b < n; b++) {
-        const uint8_t *restrict src = ds->x + rows[b] * D;
-        float *restrict dst = out->x + (size_t)b * D;
-        /* restrict: a uint8_t pointer may alias anything, and without it this loop runs one
-         * scalar divide per pixel on the prefetch thread, which competes with the step for a core */
-#pragma omp simd
-        for (size_t j = 0; j < D; j++) dst[j] = (float)src[j] / 255.0f;
+        kiln_pixels_to_unit(out->x + (size_t)b * D, ds->x + rows[b] * D, D);
         out->y[b] = ds->y[rows[b]];
+    }
+}
+
+/* q = v * RN(1/255) is off by one ulp for half of the 256 bytes; one FMA step on its exact
+ * residual v - 255 q gives the correctly rounded quotient for every byte (tests/unit checks
+ * all 256). restrict: a uint8_t pointer may alias anything, and without it the loop runs
+ * scalar, on the prefetch thread that competes with the step for a core. */
+void kiln_pixels_to_unit(float *restrict dst, const uint8_t *restrict src, size_t n)
+{
+    const float inv = 1.0f / 255.0f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)src[i], q = v * inv;
+        dst[i] = fmaf(fmaf(-q, 255.0f, v), inv, q);
     }
 }
 

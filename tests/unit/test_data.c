@@ -770,9 +770,26 @@ static void test_loader(void)
     kiln_dataset_free(big);
 }
 
+/* Every byte converts to exactly what the division gives (the loaders and kiln infer use it). */
+static void test_pixels_to_unit(void)
+{
+    uint8_t bytes[256 + 3];
+    float got[256 + 3];
+    for (int i = 0; i < 256 + 3; i++) bytes[i] = (uint8_t)(i % 256);
+    kiln_pixels_to_unit(got, bytes, 256 + 3); /* not a multiple of the vector width */
+    int wrong = 0;
+    for (int i = 0; i < 256 + 3; i++) {
+        volatile float want = (float)bytes[i] / 255.0f;
+        if (got[i] != want && wrong++ < 5)
+            CHECK(0, "pixel %d: %.9g, the division gives %.9g", bytes[i], got[i], want);
+    }
+    CHECK(wrong == 0, "%d of 259 pixels differ from v / 255", wrong);
+}
+
 int main(void)
 {
     make_tmp_dir();
+    test_pixels_to_unit();
     test_import_fake();
     test_import_bad();
     test_import_real();
