@@ -91,6 +91,12 @@ kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64
  * history with the version it pointed to before. */
 kiln_status kiln_registry_set_alias(const char *root, const char *name, const char *alias,
                                     int64_t version);
+/* The same, only if the alias points at `expect` now (0: only if it does not exist), checked
+ * and moved under the model's lock, so two promotions racing from the same evaluation cannot
+ * both land: the second fails with KILN_ERR_CONFLICT and changes nothing. */
+#define KILN_ALIAS_ANY (-1) /* expect: move whatever the alias points at */
+kiln_status kiln_registry_move_alias(const char *root, const char *name, const char *alias,
+                                     int64_t version, int64_t expect);
 
 /* version.json's text (caller frees). */
 kiln_status kiln_registry_version_json(const char *root, const char *name, int64_t version,

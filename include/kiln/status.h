@@ -20,6 +20,7 @@ typedef enum {
     KILN_ERR_UNSUPPORTED, /* no method X for backend Y */
     KILN_ERR_INTERRUPTED, /* a signal asked us to stop at a safe point */
     KILN_ERR_DEVICE,      /* a CUDA, cuBLAS or NCCL call failed, or no usable GPU */
+    KILN_ERR_CONFLICT,    /* someone else changed it first (a compare-and-set lost) */
     KILN_ERR_INTERNAL
 } kiln_status;
 

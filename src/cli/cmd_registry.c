@@ -25,6 +25,9 @@ static void registry_usage(FILE *f)
             "      --fields JSON              any further metadata, as a JSON object\n"
             "  alias NAME ALIAS VERSION       point ALIAS at VERSION (moves it if it exists)\n"
             "  alias NAME ALIAS --remove      remove ALIAS\n"
+            "      --expect OLD|none          only if ALIAS points at version OLD now (none: does\n"
+            "                                 not exist), checked under the model's lock; else\n"
+            "                                 change nothing and fail (a concurrent move won)\n"
             "  history NAME                   registrations, alias moves and removals, oldest first\n"
             "  diff MODEL_A MODEL_B           metrics and params side by side ('*': differs)\n"
             "  verify [MODEL]                 recheck every artifact's sha256 (all models by default)\n"
@@ -174,10 +177,25 @@ static int cmd_register(const char *root, int argc, char **argv)
     return 0;
 }
 
+/* --expect's value: a version >= 1, or "none" (0) for an alias that must not exist yet. */
+static int parse_expect(const char *s, int64_t *expect)
+{
+    char *end;
+    if (!strcmp(s, "none")) return *expect = 0, 0;
+    *expect = strtoll(s, &end, 10);
+    if (!*end && *expect >= 1) return 0;
+    fprintf(stderr, "kiln registry alias: --expect takes a version >= 1 or 'none', found '%s'\n", s);
+    return 2;
+}
+
 static int cmd_alias(const char *root, int argc, char **argv)
 {
+    int64_t version = 0, expect = KILN_ALIAS_ANY;
+    if (argc == 6 && !strcmp(argv[4], "--expect")) {
+        if (parse_expect(argv[5], &expect)) return 2;
+        argc = 4;
+    }
     if (argc != 4) return registry_usage(stderr), 2;
-    int64_t version = 0;
     if (strcmp(argv[3], "--remove")) {
         char *end;
         version = strtoll(argv[3], &end, 10);
@@ -187,7 +205,7 @@ static int cmd_alias(const char *root, int argc, char **argv)
             return 2;
         }
     }
-    kiln_status st = kiln_registry_set_alias(root, argv[1], argv[2], version);
+    kiln_status st = kiln_registry_move_alias(root, argv[1], argv[2], version, expect);
     if (st != KILN_OK) return kiln_cli_fail("registry alias", st);
     if (version) printf("registry:%s@%s -> registry:%s/%" PRId64 "\n", argv[1], argv[2], argv[1], version);
     else printf("removed alias %s of %s\n", argv[2], argv[1]);

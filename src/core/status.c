@@ -51,6 +51,7 @@ const char *kiln_status_name(kiln_status s)
     case KILN_ERR_UNSUPPORTED: return "unsupported";
     case KILN_ERR_INTERRUPTED: return "interrupted";
     case KILN_ERR_DEVICE: return "device error";
+    case KILN_ERR_CONFLICT: return "conflict";
     case KILN_ERR_INTERNAL: return "internal error";
     }
     return "unknown status";

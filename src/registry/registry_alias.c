@@ -15,8 +15,33 @@
 
 #define RESOLVE_ATTEMPTS 20
 
+/* What the alias points at, for messages: "version N" or "nothing". */
+static const char *alias_target(char *buf, size_t n, int exists, int64_t version)
+{
+    if (exists) snprintf(buf, n, "version %" PRId64, version);
+    else snprintf(buf, n, "nothing");
+    return buf;
+}
+
+static kiln_status check_expected(const char *name, const char *alias, int had, int64_t before,
+                                  int64_t expect)
+{
+    if (expect == KILN_ALIAS_ANY || (had ? before : 0) == expect) return KILN_OK;
+    char now[48], want[48];
+    return KILN_ERROR(KILN_ERR_CONFLICT, "alias '%s' of model '%s' points at %s, not at %s as "
+                      "expected (someone moved it first): left unchanged", alias, name,
+                      alias_target(now, sizeof now, had, before),
+                      alias_target(want, sizeof want, expect > 0, expect));
+}
+
 kiln_status kiln_registry_set_alias(const char *root, const char *name, const char *alias,
                                     int64_t version)
+{
+    return kiln_registry_move_alias(root, name, alias, version, KILN_ALIAS_ANY);
+}
+
+kiln_status kiln_registry_move_alias(const char *root, const char *name, const char *alias,
+                                     int64_t version, int64_t expect)
 {
     char mdir[PATH_MAX], path[PATH_MAX], line[32];
     KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
@@ -31,6 +56,7 @@ kiln_status kiln_registry_set_alias(const char *root, const char *name, const ch
     int had;
     json_t *meta = NULL;
     kiln_status st = reg_read_alias(mdir, alias, &before, &had);
+    if (st == KILN_OK) st = check_expected(name, alias, had, before, expect);
     if (st == KILN_OK && version > 0) st = reg_require_version(root, name, mdir, version);
     if (st == KILN_OK && version > 0) st = reg_load_version(mdir, version, &meta);
     if (st == KILN_OK && version > 0) {

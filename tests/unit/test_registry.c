@@ -171,6 +171,41 @@ static void test_metadata_and_verify(void)
     CHECK(bad == 1, "a missing artifact is found");
 }
 
+/* Where alias of model m points (0: nowhere). */
+static int64_t alias_version(const char *root, const char *alias)
+{
+    char uri[128], path[PATH_MAX];
+    kiln_registry_ref ref;
+    snprintf(uri, sizeof uri, "registry:m@%s", alias);
+    kiln_status st = kiln_registry_resolve(root, uri, &ref, path, sizeof path);
+    kiln_error_clear();
+    return st == KILN_OK ? ref.version : 0;
+}
+
+/* A move with --expect lands only if the alias still points where the caller saw it; a
+ * losing move changes nothing and says where the alias points. (m has versions 1-6, prod->2.) */
+static void test_alias_compare_and_set(const char *root)
+{
+    CHECK_FAILS(kiln_registry_move_alias(root, "m", "prod", 5, 3), KILN_ERR_CONFLICT,
+                "alias 'prod' of model 'm' points at version 2, not at version 3");
+    CHECK(alias_version(root, "prod") == 2, "a lost compare-and-set left prod at %" PRId64,
+          alias_version(root, "prod"));
+    CHECK_FAILS(kiln_registry_move_alias(root, "m", "prod", 5, 0), KILN_ERR_CONFLICT,
+                "points at version 2, not at nothing");
+    CHECK_OK(kiln_registry_move_alias(root, "m", "prod", 4, 2));
+    CHECK(alias_version(root, "prod") == 4, "prod moved 2 -> 4, found %" PRId64,
+          alias_version(root, "prod"));
+    CHECK_FAILS(kiln_registry_move_alias(root, "m", "prod", 5, 2), KILN_ERR_CONFLICT,
+                "points at version 4, not at version 2"); /* the second of two racing moves */
+    CHECK_FAILS(kiln_registry_move_alias(root, "m", "canary", 3, 1), KILN_ERR_CONFLICT,
+                "points at nothing, not at version 1");
+    CHECK_OK(kiln_registry_move_alias(root, "m", "canary", 3, 0));
+    CHECK(alias_version(root, "canary") == 3, "canary created at 3");
+    CHECK_OK(kiln_registry_move_alias(root, "m", "canary", 0, 3)); /* remove, as expected */
+    CHECK(alias_version(root, "canary") == 0, "canary removed");
+    CHECK_OK(kiln_registry_set_alias(root, "m", "prod", 2)); /* back where the rest expects it */
+}
+
 static void test_aliases_and_gc(void)
 {
     char root[PATH_MAX], path[PATH_MAX];
@@ -189,6 +224,7 @@ static void test_aliases_and_gc(void)
     CHECK(ref.version == 6, "latest is the highest version, got %" PRId64, ref.version);
     CHECK_OK(kiln_registry_resolve(root, "registry:m@prod", &ref, path, sizeof path));
     CHECK(ref.version == 2 && strstr(path, "/models/m/versions/2/model.bin"), "prod -> %s", path);
+    test_alias_compare_and_set(root);
 
     int64_t *victims = NULL;
     int n = 0, removed = 0;
