@@ -55,6 +55,10 @@ kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const flo
 /* In place: every rank's slice buf[displs[r] .. + counts[r]) is copied to all ranks. */
 kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
                                     const int *displs);
+/* The same on a buffer of a storage type (counts and displs in elements): ZeRO-3 gathers bf16
+ * parameters with train.precision=bf16. bf16 buffers must be device buffers (NCCL). */
+kiln_status kiln_comm_allgather_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                      float *buf, const int *counts, const int *displs);
 /* recv (root only, sum of counts) = every rank's send (counts[me]) at displs. */
 kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
                                  const int *counts, const int *displs, int root);

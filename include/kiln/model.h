@@ -117,7 +117,9 @@ void kiln_model_set_block_hooks(kiln_model *m, const kiln_block_hooks *hooks);
 void kiln_model_set_block_params(kiln_model *m, int block, float *p);
 void kiln_model_set_block_grads(kiln_model *m, int block, float *g);
 /* Frees the flat gradient (parameter) buffer once ZeRO keeps them elsewhere; every block's
- * pointer becomes NULL until set, and kiln_model_grads (kiln_model_params) returns NULL. */
+ * pointer becomes NULL until set, and kiln_model_grads (kiln_model_params) returns NULL. The
+ * parameters go with their bf16 copy and host mirror: kiln_model_host_params is NULL then, and
+ * kiln_model_params_to_host/_to_device fail on a device backend. */
 void kiln_model_free_flat_grads(kiln_model *m);
 void kiln_model_free_flat_params(kiln_model *m);
 

@@ -36,8 +36,9 @@ int kiln_dp_num_buckets(const kiln_dp *dp);
  * model at stage 0), and where they are: element k is flat parameter lo + k. */
 void kiln_dp_shard(const kiln_dp *dp, size_t *lo, size_t *hi);
 float *kiln_dp_shard_params(kiln_dp *dp);
-/* With bf16 storage: the range of the bf16 parameter copy the ops read, which the optimizer
- * writes with the fp32 parameters; NULL with fp32 storage. */
+/* With bf16 storage: the range of the bf16 parameter copy the ops read (ZeRO-3: the shard's
+ * copy that the all-gathers send), which the optimizer writes with the fp32 parameters; NULL
+ * with fp32 storage. */
 float *kiln_dp_shard_param_copy(kiln_dp *dp);
 /* In the backend's storage type. */
 float *kiln_dp_shard_grads(kiln_dp *dp);
@@ -47,16 +48,22 @@ kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm);
 kiln_status kiln_dp_after_update(kiln_dp *dp);
 /* Checkpoints. The part of the flat parameters this rank writes: its shard of an even split
  * among the dp ranks, at every stage (at stage 0 each rank writes that part of its replica).
- * And the parameters it holds, as host memory (kiln_model_host_params): [*lo, *hi) at *base
- * (element 0 is parameter *lo). */
+ * And the fp32 parameters it holds, as host memory: [*lo, *hi) at *base (element 0 is
+ * parameter *lo): the model's (kiln_model_host_params), or at ZeRO-3 the shard's own host
+ * mirror on a GPU (the shard itself on the CPU). kiln_dp_params_to_host brings that memory up
+ * to date before a save, kiln_dp_params_to_device copies it back after a load (and refreshes
+ * the bf16 copy the ops read); on the CPU there is nothing to copy. */
 void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi);
 void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi);
+kiln_status kiln_dp_params_to_host(kiln_dp *dp);
+kiln_status kiln_dp_params_to_device(kiln_dp *dp);
 /* Bytes this rank holds for parameters, gradients and optimizer state (n_states buffers). */
 void kiln_dp_bytes(const kiln_dp *dp, int n_states, size_t *params, size_t *grads, size_t *optim);
-/* The same for a plan's sizes and storage type: fp32 master weights (ZeRO-3: the shard and the
- * gather buffer), plus their bf16 copy with bf16 storage; gradients in the storage type, whole
- * below stage 2, else the shard and the staging arena; n_states fp32 states of the shard. fp32
- * and bf16 without ZeRO both come to 16 bytes a parameter with AdamW. */
+/* The same for a plan's sizes and storage type: fp32 master weights (ZeRO-3: of the shard)
+ * plus their bf16 copy with bf16 storage, and at ZeRO-3 the gather buffer in the storage type;
+ * gradients in the storage type, whole below stage 2, else the shard and the staging arena;
+ * n_states fp32 states of the shard. fp32 and bf16 without ZeRO both come to 16 bytes a
+ * parameter with AdamW; at ZeRO-3, 16 bytes a parameter of the shard plus the two buffers. */
 typedef struct kiln_dp_sizes {
     size_t n, shard;             /* parameters; this rank's shard of them */
     int zero;                    /* ZeRO stage */

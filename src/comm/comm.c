@@ -227,13 +227,21 @@ kiln_status kiln_comm_reduce_scatter_f32(kiln_comm *c, kiln_axis axis, const flo
                       "MPI_Reduce_scatter");
 }
 
-kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
-                                    const int *displs)
+kiln_status kiln_comm_allgather_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
+                                      float *buf, const int *counts, const int *displs)
 {
-    if (on_device(c, buf)) return kiln_nccl_allgather(c->nccl, axis, buf, counts, displs);
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK; /* the one slice is in place already */
+    if (on_device(c, buf)) return kiln_nccl_allgather(c->nccl, axis, type, buf, counts, displs);
+    KILN_CHECK(mpi_float_only(type, "all-gather"));
     return mpi_status(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
                                      MPI_FLOAT, axis_comm(c, axis)),
                       "MPI_Allgatherv");
+}
+
+kiln_status kiln_comm_allgather_f32(kiln_comm *c, kiln_axis axis, float *buf, const int *counts,
+                                    const int *displs)
+{
+    return kiln_comm_allgather_typed(c, axis, KILN_PRECISION_FP32, buf, counts, displs);
 }
 
 kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,

@@ -174,15 +174,18 @@ kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, kiln_precisio
     return end(n, NULL);
 }
 
-kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, float *buf, const int *counts,
-                                const int *displs)
+kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, kiln_precision type, void *buf,
+                                const int *counts, const int *displs)
 {
+    size_t elem = kiln_precision_bytes(type);
     KILN_CHECK(begin(n));
     NCCL_CHECK(ncclGroupStart());
     ncclResult_t r = ncclSuccess;
-    for (int root = 0; root < n->size[axis] && r == ncclSuccess; root++)
-        r = ncclBroadcast(buf + displs[root], buf + displs[root], (size_t)counts[root], ncclFloat,
-                          root, n->axis[axis], n->stream);
+    for (int root = 0; root < n->size[axis] && r == ncclSuccess; root++) {
+        char *slice = (char *)buf + (size_t)displs[root] * elem;
+        r = ncclBroadcast(slice, slice, (size_t)counts[root], nccl_type(type), root, n->axis[axis],
+                          n->stream);
+    }
     ncclResult_t g = ncclGroupEnd();
     NCCL_CHECK(r);
     NCCL_CHECK(g);

@@ -26,8 +26,9 @@ kiln_status kiln_nccl_done(void *done, int *finished);
 kiln_status kiln_nccl_finish(void *done);
 kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis axis, kiln_precision type,
                                      const void *send, void *recv, const int *counts);
-kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, float *buf, const int *counts,
-                                const int *displs);
+/* In place, on elements of the storage type `type` (counts and displs in elements). */
+kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, kiln_precision type, void *buf,
+                                const int *counts, const int *displs);
 kiln_status kiln_nccl_gather(kiln_nccl *n, kiln_axis axis, const float *send, float *recv,
                              const int *counts, const int *displs, int root);
 #else
@@ -56,8 +57,8 @@ static inline kiln_status kiln_nccl_reduce_scatter(kiln_nccl *n, kiln_axis a, ki
 {
     return KILN_NCCL_UNREACHABLE;
 }
-static inline kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis a, float *b, const int *c,
-                                              const int *d)
+static inline kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis a, kiln_precision t,
+                                              void *b, const int *c, const int *d)
 {
     return KILN_NCCL_UNREACHABLE;
 }

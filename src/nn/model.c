@@ -267,7 +267,9 @@ void kiln_model_free_flat_grads(kiln_model *m)
 void kiln_model_free_flat_params(kiln_model *m)
 {
     if (m->params) m->be->free(m->params);
-    m->params = NULL;
+    if (m->param_copy) m->be->free(m->param_copy);
+    free(m->host_params); /* the host mirror (device backends): nothing to mirror any more */
+    m->params = m->param_copy = m->host_params = NULL;
     for (int b = 0; b < m->n_blocks; b++) m->block_params[b] = NULL;
 }
 

@@ -103,9 +103,18 @@ kiln_status kiln_model_xent_summary(kiln_model *m, const float *losses, const fl
 
 float *kiln_model_host_params(kiln_model *m) { return on_device(m) ? m->host_params : m->params; }
 
+/* Once ZeRO-3 holds the parameters there is no whole model to copy: its shard has its own. */
+static kiln_status check_whole(const kiln_model *m)
+{
+    if (m->params) return KILN_OK;
+    return KILN_ERROR(KILN_ERR_INTERNAL, "the model's parameters are sharded (ZeRO-3): copy them "
+                      "through the data-parallel engine (kiln_dp_params_to_host/_to_device)");
+}
+
 kiln_status kiln_model_params_to_host(kiln_model *m)
 {
     if (!on_device(m)) return KILN_OK;
+    KILN_CHECK(check_whole(m));
     m->be->copy_to_host(m->host_params, m->params, m->n_params * sizeof(float), m->be->stream);
     return m->be->synchronize(m->be->stream);
 }
@@ -113,6 +122,7 @@ kiln_status kiln_model_params_to_host(kiln_model *m)
 kiln_status kiln_model_params_to_device(kiln_model *m)
 {
     if (!on_device(m)) return KILN_OK;
+    KILN_CHECK(check_whole(m));
     m->be->copy_to_device(m->params, m->host_params, m->n_params * sizeof(float), m->be->stream);
     kiln_model_params_changed(m);
     return m->be->synchronize(m->be->stream);

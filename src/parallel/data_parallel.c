@@ -176,11 +176,6 @@ kiln_status kiln_dp_create(kiln_comm *comm, kiln_model *m, const kiln_backend *b
     if (zero_stage < 0 || zero_stage > 3)
         return KILN_ERROR(KILN_ERR_CONFIG, "parallel.zero must be 0, 1, 2 or 3, found %d",
                           zero_stage);
-    if (zero_stage == 3 && be->kind != KILN_DEVICE_CPU)
-        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
-                          "parallel.zero=3 is not built for the %s backend yet (its checkpoints "
-                          "go through a host mirror of the whole model); use 0, 1 or 2",
-                          be->name);
     kiln_dp *dp = calloc(1, sizeof *dp);
     KILN_CHECK_ALLOC(dp);
     dp->comm = comm;
@@ -260,7 +255,10 @@ float *kiln_dp_shard_params(kiln_dp *dp)
     return dp->zero == 3 ? dp->shard_params : kiln_model_params(dp->model) + dp->lo;
 }
 
-float *kiln_dp_shard_param_copy(kiln_dp *dp) { return kiln_model_param_copy_at(dp->model, dp->lo); }
+float *kiln_dp_shard_param_copy(kiln_dp *dp)
+{
+    return dp->zero == 3 ? dp->shard_copy : kiln_model_param_copy_at(dp->model, dp->lo);
+}
 
 float *kiln_dp_shard_grads(kiln_dp *dp)
 {
@@ -297,19 +295,30 @@ void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi)
 void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi)
 {
     int sharded = dp->zero == 3;
-    *base = sharded ? dp->shard_params : kiln_model_host_params(dp->model);
+    *base = sharded ? zero_params_held(dp) : kiln_model_host_params(dp->model);
     *lo = sharded ? dp->lo : 0;
     *hi = sharded ? dp->hi : dp->n;
+}
+
+kiln_status kiln_dp_params_to_host(kiln_dp *dp)
+{
+    return dp->zero == 3 ? zero_params_to_host(dp) : kiln_model_params_to_host(dp->model);
+}
+
+kiln_status kiln_dp_params_to_device(kiln_dp *dp)
+{
+    return dp->zero == 3 ? zero_params_to_device(dp) : kiln_model_params_to_device(dp->model);
 }
 
 void kiln_dp_memory_of(kiln_precision storage, const kiln_dp_sizes *s, int n_states,
                        size_t *params, size_t *grads, size_t *optim)
 {
     size_t elem = kiln_precision_bytes(storage);
-    /* the fp32 master weights (ZeRO-3: the shard and the gather buffer), and with bf16 storage
-     * their bf16 copy (ZeRO-3 is fp32 only) */
-    *params = (s->zero == 3 ? s->shard + s->gather_numel : s->n) * sizeof(float) +
-              (elem == sizeof(float) ? 0 : s->n * elem);
+    /* the fp32 master weights of what the rank keeps (ZeRO-3: its shard) and with bf16 storage
+     * their bf16 copy; ZeRO-3 also the gather buffer, in the storage type */
+    size_t kept = s->zero == 3 ? s->shard : s->n;
+    *params = kept * sizeof(float) + (elem == sizeof(float) ? 0 : kept * elem) +
+              (s->zero == 3 ? s->gather_numel * elem : 0);
     *grads = (s->zero >= 2 ? s->shard + s->arena_numel : s->n) * elem;
     *optim = (size_t)n_states * s->shard * sizeof(float);
 }

@@ -38,9 +38,12 @@ struct kiln_dp {
     float *shard_grads;          /* ZeRO-2/3 (hi - lo): accumulated, then averaged, gradients */
     float *arena;                /* ZeRO-2/3: where buckets are staged */
     size_t arena_numel;
-    float *shard_params;         /* ZeRO-3 (hi - lo): this rank's parameters */
+    float *shard_params;         /* ZeRO-3 (hi - lo): this rank's parameters, fp32 */
+    float *shard_copy;           /* ZeRO-3, bf16 storage (hi - lo): their bf16 copy, gathered */
+    float *host_shard;           /* ZeRO-3, device backends (hi - lo): host mirror, checkpoints */
     dp_shares *block_shares;     /* ZeRO-3 (blocks): each block's parts, for its all-gather */
-    float *gather;               /* ZeRO-3 (gather_numel, the largest block): a gathered block */
+    float *gather;               /* ZeRO-3 (gather_numel, the largest block, storage type): a
+                                  * gathered block, as the ops read it */
     size_t gather_numel;
     int gathered, in_use;        /* ZeRO-3: the block in gather (valid), the one in use; -1 none */
     kiln_status error;           /* first failure inside a hook, reported by finish */
@@ -65,8 +68,8 @@ kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b);
 /* Wait for a bucket's reduce-scatter, add this rank's part to the shard, release its place. */
 kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b);
 
-/* ZeRO-3 parameters (zero_params.c). Keep this rank's shard and a gather buffer; the flat
- * parameter buffer is freed. */
+/* ZeRO-3 parameters (zero_params.c). Keep this rank's shard and a gather buffer; the model's
+ * whole-model parameter buffers (and its host mirror) are freed. */
 kiln_status zero_params_init(kiln_dp *dp);
 void zero_params_free(kiln_dp *dp);
 /* Gather block's parameters (unless the buffer still holds them) and point the model there. */
@@ -75,5 +78,10 @@ kiln_status zero_params_begin(kiln_dp *dp, int block);
 void zero_params_end(kiln_dp *dp, int block);
 /* The shard changed (an optimizer step): the gathered copy is stale. */
 void zero_params_changed(kiln_dp *dp);
+/* Checkpoints: the shard to its host mirror (device backends); the mirror back to the shard,
+ * its bf16 copy rounded again; the shard as host memory (the mirror, or the shard itself). */
+kiln_status zero_params_to_host(kiln_dp *dp);
+kiln_status zero_params_to_device(kiln_dp *dp);
+float *zero_params_held(kiln_dp *dp);
 
 #endif

@@ -92,8 +92,9 @@ kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep)
     kiln_ckpt_meta *meta = meta_alloc();
     KILN_CHECK_ALLOC(meta);
     kiln_status st;
-    /* on a GPU: the host mirrors the file is written from (no-ops on the CPU) */
-    KILN_CHECK_GOTO(st, kiln_model_params_to_host(r->model), done);
+    /* on a GPU: the host mirrors the file is written from (the shard's own at ZeRO-3; no-ops
+     * on the CPU) */
+    KILN_CHECK_GOTO(st, kiln_dp_params_to_host(r->dp), done);
     KILN_CHECK_GOTO(st, kiln_optim_states_to_host(r->optim), done);
     KILN_CHECK_GOTO(st, describe_tensors(r, &cn, 1), done);
     meta->step = r->step;
@@ -121,7 +122,7 @@ kiln_status train_restore_checkpoint(train_run *r, const char *path)
     kiln_status st;
     KILN_CHECK_GOTO(st, describe_tensors(r, &cn, 0), done);
     KILN_CHECK_GOTO(st, kiln_ckpt_load(path, meta, cn.tensors, cn.n), done);
-    KILN_CHECK_GOTO(st, kiln_model_params_to_device(r->model), done);
+    KILN_CHECK_GOTO(st, kiln_dp_params_to_device(r->dp), done);
     KILN_CHECK_GOTO(st, kiln_optim_states_to_device(r->optim), done);
     if (meta->seed != (uint64_t)r->cfg.train.seed) {
         st = KILN_ERROR(KILN_ERR_CKPT,

@@ -2,7 +2,8 @@
  * buffers, behind the same kiln_comm calls: all-reduce (blocking and not), reduce-scatter and
  * all-gather with uneven shards (as ZeRO cuts them), gather to a root; and the gradient
  * collectives on bf16 device buffers (train.precision=bf16) against MPI's fp32 sums of the same
- * bf16 values (rtol 1e-2 of the terms' scale: NCCL rounds the sum to bf16). Run under mpiexec
+ * bf16 values (rtol 1e-2 of the terms' scale: NCCL rounds the sum to bf16), and the bf16
+ * all-gather of ZeRO-3's parameters (a copy: exact). Run under mpiexec
  * with one GPU per rank; skips (exit 77 on every rank) when the node has fewer GPUs than ranks. */
 #include <cuda_runtime_api.h>
 #include "gpu_common.h"
@@ -119,6 +120,23 @@ static void test_bf16_gradients(const kiln_backend *bf16, size_t n)
     got = host_copy_as(bf16, kiln_storage_at(KILN_PRECISION_BF16, send_d, before), mine, 0);
     check_twin_frac("bf16 ireduce_scatter (in place)", got, recv, mine, 1e-2, 1.0);
     free(got);
+
+    /* ZeRO-3's bf16 parameter gather: a copy, so exactly MPI's fp32 gather of the same values */
+    int *displs = malloc((size_t)world * sizeof(int));
+    for (int r = 0; r < world; r++) displs[r] = r ? displs[r - 1] + counts[r - 1] : 0;
+    float *full = rank_data(n, 8);
+    round_to_storage(bf16, full, n);
+    float *full_d = dev_copy_as(bf16, full, n, 0);
+    CHECK_OK(kiln_comm_allgather_f32(comm, KILN_AXIS_DP, full, counts, displs));
+    CHECK_OK(kiln_comm_allgather_typed(comm, KILN_AXIS_DP, KILN_PRECISION_BF16, full_d, counts,
+                                       displs));
+    got = host_copy_as(bf16, full_d, n, 0);
+    CHECK(memcmp(got, full, n * sizeof(float)) == 0,
+          "bf16 allgather: device result differs from MPI's fp32 gather of the same values");
+    free(got);
+    bf16->free(full_d);
+    free(full);
+    free(displs);
     if (world > 1) {
         req = NULL;
         CHECK_FAILS(kiln_comm_iallreduce_typed(comm, KILN_AXIS_DP, KILN_PRECISION_BF16, host, n,

@@ -1,6 +1,6 @@
 """Check the bytes each rank reports holding against the formula of its ZeRO stage.
 
-usage: zero_memory.py LOG STAGE WORLD BUCKET_MB OVERLAP BLOCKS
+usage: zero_memory.py LOG STAGE WORLD BUCKET_MB OVERLAP BLOCKS [PRECISION]
 LOG holds every rank's "memory: rank R holds params P B, grads G B, optimizer state O B
 (ZeRO-S, shard [lo, hi) of N)" line; BLOCKS is the model's block sizes in parameters,
 comma-separated, in model order, a trailing '*' marking a block that is reused (the GPT's tied
@@ -13,7 +13,11 @@ states):
 where A, the gradient staging arena, is the buckets holding a reused block plus the largest
 pair of buckets consecutive in backward order (with overlap; without it the largest bucket),
 and G, the parameter gather buffer, is the largest block. Buckets are runs of whole blocks
-taken from the last block, each closed once it holds at least BUCKET_MB MiB. Prints one line per stage and world; exits non-zero on the first mismatch."""
+taken from the last block, each closed once it holds at least BUCKET_MB MiB. With PRECISION
+bf16 (train.precision on a GPU; default fp32) gradients, the gather buffer and the buckets'
+size in elements count 2 bytes an element, and the fp32 master weights (4n, or 4s at stage 3)
+have a bf16 copy (2n, or 2s). Prints one line per stage and world; exits non-zero on the first
+mismatch."""
 import re
 import sys
 
@@ -38,16 +42,19 @@ def arena(blocks, limit, overlap):
     return pinned + max(rest, default=0)
 
 
-def expected(stage, n, shard, blocks, limit, overlap):
-    params = 4 * n if stage < 3 else 4 * (shard + max(b for b, _ in blocks))
-    grads = 4 * n if stage < 2 else 4 * (shard + arena(blocks, limit, overlap))
+def expected(stage, n, shard, blocks, limit, overlap, elem):
+    kept = n if stage < 3 else shard
+    copy = 0 if elem == 4 else elem * kept
+    params = 4 * kept + copy + (elem * max(b for b, _ in blocks) if stage == 3 else 0)
+    grads = elem * (n if stage < 2 else shard + arena(blocks, limit, overlap))
     optim = 8 * (n if stage == 0 else shard)
     return params, grads, optim
 
 
 def main():
     log, stage, world = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    limit = int(float(sys.argv[4]) * 1048576) // 4
+    elem = 2 if sys.argv[7:] == ["bf16"] else 4
+    limit = int(float(sys.argv[4]) * 1048576) // elem
     overlap = sys.argv[5] == "true"
     blocks = [(int(b.rstrip("*")), b.endswith("*")) for b in sys.argv[6].split(",")]
     n = sum(b for b, _ in blocks)
@@ -62,7 +69,7 @@ def main():
         if (s, lo, hi, total) != (stage, want_lo, want_hi, n):
             sys.exit(f"rank {r}: ZeRO-{s} shard [{lo}, {hi}) of {total}, expected ZeRO-{stage} "
                      f"[{want_lo}, {want_hi}) of {n}")
-        want = expected(stage, n, hi - lo, blocks, limit, overlap)
+        want = expected(stage, n, hi - lo, blocks, limit, overlap, elem)
         if (p, g, o) != want:
             sys.exit(f"rank {r}: holds params/grads/optimizer {p}/{g}/{o} B, the ZeRO-{stage} "
                      f"formula gives {want[0]}/{want[1]}/{want[2]} B")

@@ -1,7 +1,7 @@
 /* The memory a rank holds per parameter (kiln_dp_memory_of, what the trainer's memory line
  * reports) for each storage type and ZeRO stage, against the byte counts docs/cuda.md and
  * docs/parallel.md give: fp32 4 + 4 + 8, bf16 (4 + 2) + 2 + 8 with AdamW, both 16 bytes a
- * parameter without ZeRO. */
+ * parameter without ZeRO, and 16 a parameter of the shard (plus the buffers) at ZeRO-3. */
 #include "check.h"
 #include "kiln/parallel.h"
 
@@ -40,9 +40,15 @@ int main(void)
     kiln_dp_sizes z2 = {n, s, 2, A, 0};
     check_memory("fp32 zero-2", fp32, z2, 2, 4 * n, 4 * (s + A), 8 * s);
     check_memory("bf16 zero-2", bf16, z2, 2, 6 * n, 2 * (s + A), 8 * s);
-    /* ZeRO-3 (fp32 only): the parameter shard and the gather buffer */
+    /* ZeRO-3: the parameter shard (fp32, with bf16 storage also its bf16 copy, which the
+     * all-gathers send) and the gather buffer in the storage type */
     kiln_dp_sizes z3 = {n, s, 3, A, G};
     check_memory("fp32 zero-3", fp32, z3, 2, 4 * (s + G), 4 * (s + A), 8 * s);
+    check_memory("bf16 zero-3", bf16, z3, 2, 6 * s + 2 * G, 2 * (s + A), 8 * s);
+    kiln_dp_memory_of(bf16, &z3, 2, &p, &g, &o);
+    CHECK(p + g + o == 16 * s + 2 * (G + A),
+          "bf16 zero-3 holds %zu B, not 16 a parameter of the shard plus the gather buffer and "
+          "arena (%zu B)", p + g + o, 16 * s + 2 * (G + A));
     kiln_dp_sizes none = {0, 0, 1, 0, 0};
     check_memory("no parameters", bf16, none, 2, 0, 0, 0);
     TEST_MAIN_END();
