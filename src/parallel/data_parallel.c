@@ -124,6 +124,12 @@ void dp_free_shares(dp_shares *s)
     free(s->displs);
 }
 
+/* The first bucket (the last blocks, which backward finishes first) closes at 1 MiB whatever
+ * parallel.bucket_mb says, as PyTorch DDP's does: its collective then starts early in
+ * backward, and a model smaller than one bucket still overlaps something (the 2-rank GPT of
+ * bench/scaling_bench.sh waited 7.5 ms a step with one bucket, 2.5 ms with 1 MiB buckets). */
+#define FIRST_BUCKET_BYTES ((size_t)1 << 20)
+
 static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
 {
     kiln_model *m = dp->model;
@@ -132,11 +138,12 @@ static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
     dp->bucket_of = calloc((size_t)nb, sizeof *dp->bucket_of);
     KILN_CHECK_ALLOC(dp->buckets);
     KILN_CHECK_ALLOC(dp->bucket_of);
-    size_t limit = bucket_bytes / kiln_precision_bytes(dp->be->precision);
+    size_t elem = kiln_precision_bytes(dp->be->precision), limit = bucket_bytes / elem;
+    size_t first_limit = FIRST_BUCKET_BYTES / elem < limit ? FIRST_BUCKET_BYTES / elem : limit;
     for (int i = nb - 1; i >= 0; i--) {
         const kiln_block_info *blk = kiln_model_block(m, i);
         dp_bucket *cur = dp->n_buckets ? &dp->buckets[dp->n_buckets - 1] : NULL;
-        if (!cur || cur->numel >= limit) {
+        if (!cur || cur->numel >= (dp->n_buckets == 1 ? first_limit : limit)) {
             cur = &dp->buckets[dp->n_buckets++];
             cur->offset = blk->offset + blk->numel;
         }
