@@ -217,11 +217,10 @@ kiln_status kiln_model_backward(kiln_model *m, float loss_scale)
     if (!m->batch)
         return KILN_ERROR(KILN_ERR_ARG, "model backward called before any forward");
     m->hook_status = KILN_OK;
-    if (m->n_targets == 0) { /* nothing scored: zero gradient, every block is final */
-        for (int b = m->n_blocks - 1; b >= 0; b--) kiln_model_block_done(m, b);
-    } else {
-        KILN_CHECK(m->vt->backward(m, loss_scale / (float)m->n_targets));
-    }
+    /* Nothing scored still runs the whole backward, adding a zero gradient: its block hooks
+     * are collectives under data parallelism (ZeRO-3 gathers each block as backward begins
+     * it), and every rank must make them in the same order, so this rank cannot skip them. */
+    KILN_CHECK(m->vt->backward(m, m->n_targets ? loss_scale / (float)m->n_targets : 0.0f));
     KILN_CHECK(m->hook_status);
     return KILN_OK;
 }

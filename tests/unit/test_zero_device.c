@@ -6,43 +6,21 @@
  * model's parameters loaded there give its loss). On one rank
  * 3 AdamW steps of a small GPT under ZeRO-3 equal ZeRO-0 bit for bit (no sum is split across
  * ranks), and so do the parameters each reports holding for a checkpoint. */
-#include <math.h>
-#include "check.h"
-#include "kiln/comm.h"
-#include "kiln/optim.h"
-#include "kiln/parallel.h"
+#include "dp_run.h"
 #include "kiln/rng.h"
 
-enum { V = 11, T = 5, B = 3, STEPS = 3 };
+enum { V = DP_RUN_V, T = DP_RUN_T, B = 3, STEPS = 3 };
 
 static kiln_backend device; /* the CPU's table, claiming to be a device */
 
-typedef struct run {
-    kiln_model *m;
-    kiln_dp *dp;
-    kiln_optim *o;
-} run;
+typedef dp_run run;
 
 static void run_init(run *r, kiln_comm *c, int zero, uint64_t seed)
 {
-    kiln_model_config cfg = {.kind = "gpt", .n_layer = 2, .n_head = 2, .n_embd = 8,
-                             .block_size = T, .init_std = 0.3};
-    kiln_optim_config oc = {.name = "adamw", .lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95,
-                            .eps = 1e-8, .weight_decay = 0.1};
-    CHECK_OK(kiln_model_create(&cfg, 0, V, B, &device, seed, &r->m));
-    /* 1 KiB buckets: several, so staging and gathers work below the model's size */
-    CHECK_OK(kiln_dp_create(c, r->m, &device, 1024, 1, zero, &r->dp));
-    size_t lo, hi;
-    kiln_dp_shard(r->dp, &lo, &hi);
-    CHECK_OK(kiln_optim_create(&oc, r->m, &device, lo, hi, &r->o));
+    dp_run_init(r, c, &device, zero, B, seed);
 }
 
-static void run_free(run *r)
-{
-    kiln_optim_free(r->o);
-    kiln_dp_free(r->dp);
-    kiln_model_free(r->m);
-}
+static void run_free(run *r) { dp_run_free(r); }
 
 static float forward(run *r, const kiln_batch *b, int training, int t)
 {
@@ -51,18 +29,7 @@ static float forward(run *r, const kiln_batch *b, int training, int t)
     return loss;
 }
 
-static float train_step(run *r, const kiln_batch *b, int t)
-{
-    kiln_dp_zero_grads(r->dp);
-    float loss = forward(r, b, 1, t);
-    kiln_dp_begin_backward(r->dp, 1);
-    CHECK_OK(kiln_model_backward(r->m, 1.0f));
-    CHECK_OK(kiln_dp_finish(r->dp));
-    kiln_optim_step(r->o, r->m, kiln_dp_shard_params(r->dp), kiln_dp_shard_param_copy(r->dp),
-                    kiln_dp_shard_grads(r->dp), 1e-2f, 1.0f, t);
-    CHECK_OK(kiln_dp_after_update(r->dp));
-    return loss;
-}
+static float train_step(run *r, const kiln_batch *b, int t) { return dp_run_step(r, b, t, NULL); }
 
 int main(int argc, char **argv)
 {
