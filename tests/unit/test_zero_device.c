@@ -13,23 +13,12 @@ enum { V = DP_RUN_V, T = DP_RUN_T, B = 3, STEPS = 3 };
 
 static kiln_backend device; /* the CPU's table, claiming to be a device */
 
-typedef dp_run run;
-
-static void run_init(run *r, kiln_comm *c, int zero, uint64_t seed)
-{
-    dp_run_init(r, c, &device, zero, B, seed);
-}
-
-static void run_free(run *r) { dp_run_free(r); }
-
-static float forward(run *r, const kiln_batch *b, int training, int t)
+static float forward(dp_run *r, const kiln_batch *b, int training, int t)
 {
     float loss = NAN;
     CHECK_OK(kiln_model_forward(r->m, b, training, (uint64_t)t, &loss, NULL, NULL));
     return loss;
 }
-
-static float train_step(run *r, const kiln_batch *b, int t) { return dp_run_step(r, b, t, NULL); }
 
 int main(int argc, char **argv)
 {
@@ -45,16 +34,16 @@ int main(int argc, char **argv)
     }
     kiln_batch batch = {.B = B, .tokens = tokens, .targets = targets};
 
-    run z0, z3;
-    run_init(&z0, comm, 0, 5);
-    run_init(&z3, comm, 3, 5);
+    dp_run z0, z3;
+    dp_run_init(&z0, comm, &device, 0, B, 5);
+    dp_run_init(&z3, comm, &device, 3, B, 5);
     size_t n = kiln_model_num_params(z3.m);
     CHECK(kiln_model_params(z3.m) == NULL && kiln_model_host_params(z3.m) == NULL,
           "ZeRO-3 left the model's whole parameters (%p) or host mirror (%p) allocated",
           (void *)kiln_model_params(z3.m), (void *)kiln_model_host_params(z3.m));
     CHECK_FAILS(kiln_model_params_to_host(z3.m), KILN_ERR_INTERNAL, "sharded (ZeRO-3)");
     for (int t = 1; t <= STEPS; t++) {
-        float l0 = train_step(&z0, &batch, t), l3 = train_step(&z3, &batch, t);
+        float l0 = dp_run_step(&z0, &batch, t, NULL), l3 = dp_run_step(&z3, &batch, t, NULL);
         CHECK(l0 == l3, "step %d: ZeRO-3 loss %.9g, ZeRO-0 %.9g", t, l3, l0);
     }
 
@@ -73,8 +62,8 @@ int main(int argc, char **argv)
     /* a load into the mirror reaches the next forward, though a block is still gathered from
      * the last one: a model of another seed's parameters give that model's loss */
     forward(&z3, &batch, 0, STEPS + 1);
-    run other;
-    run_init(&other, comm, 0, 6);
+    dp_run other;
+    dp_run_init(&other, comm, &device, 0, B, 6);
     float *po;
     size_t lo, hi;
     CHECK_OK(kiln_dp_params_to_host(other.dp));
@@ -84,9 +73,9 @@ int main(int argc, char **argv)
     float want = forward(&other, &batch, 0, STEPS + 1), got = forward(&z3, &batch, 0, STEPS + 1);
     CHECK(got == want && want != forward(&z0, &batch, 0, STEPS + 1),
           "loss after loading another model's parameters: %.9g, that model's %.9g", got, want);
-    run_free(&other);
-    run_free(&z0);
-    run_free(&z3);
+    dp_run_free(&other);
+    dp_run_free(&z0);
+    dp_run_free(&z3);
     kiln_comm_finalize(comm);
     TEST_MAIN_END();
 }
