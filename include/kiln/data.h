@@ -57,10 +57,16 @@ typedef struct kiln_loader_opts {
     uint64_t seed;
     int rank, world;    /* this rank takes rows [rank*batch, (rank+1)*batch) of each
                            global batch of world*batch rows */
+    int on_caller;      /* 1: kiln_loader_next prepares each batch itself, its rows split over
+                           the caller's OpenMP threads (the CPU backend: there the step holds
+                           every core, and a prefetch thread would take one from it mid-GEMM);
+                           0: a prefetch thread prepares the next batch while the caller
+                           computes (a device backend, whose host cores are free) */
 } kiln_loader_opts;
 
 typedef struct kiln_loader kiln_loader;
-/* Starts a prefetch thread that prepares the next batch while the caller computes. */
+/* Starts the prefetch thread that prepares the next batch while the caller computes, unless
+ * opts->on_caller. */
 kiln_status kiln_loader_create(kiln_dataset *ds, const kiln_loader_opts *opts, kiln_loader **out);
 /* The next batch; valid until the following call. Training loaders run forever (epochs roll
  * over); eval loaders (shuffle 0, drop_last 0) return *batch = NULL at the end of the epoch and

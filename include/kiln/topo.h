@@ -31,14 +31,27 @@ kiln_status kiln_topo_plan(int local_rank, int local_size, int cores_per_rank, k
 /* Bind this process (all its threads) to the plan's cores; bound_pus receives the binding as
  * the OS reports it afterwards (a list like "0-3"). */
 kiln_status kiln_topo_bind(const kiln_placement *p, char *bound_pus, size_t len);
+/* What kiln_topo_place_rank settled for this rank. */
+typedef struct kiln_rank_setup {
+    int threads;   /* OpenMP/OpenBLAS threads in effect */
+    int cores;     /* cores of the rank's share of its node */
+    int gpu;       /* the GPU nearest those cores, -1 when hwloc sees none */
+} kiln_rank_setup;
+
 /* What a job does at start on every rank: plan this rank's share of its node (cores_per_rank 0
  * = Slurm's CPUs per task, else an even split), bind to it when `bind`, and run `threads`
  * threads (0 = as many as its cores; a lone rank with no share asked for keeps
  * OMP_NUM_THREADS or all cores). Logs the Slurm job it runs in, if any, and the placement (at
- * info on local rank 0); *threads_out: the threads in effect; *gpu: the GPU nearest those
- * cores, -1 when hwloc sees none. */
-kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int *threads_out,
-                                 int *gpu);
+ * info on local rank 0). */
+kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, kiln_rank_setup *out);
+
+/* 1 when the rank's threads leave a core of its share free, where a helper thread (a batch
+ * prefetcher) runs without taking a core from the compute. */
+static inline int kiln_rank_has_spare_core(const kiln_rank_setup *s)
+{
+    return s->threads < s->cores;
+}
+
 /* `kiln topo`: the node's packages, NUMA nodes, cores, PUs, GPUs and the plan for
  * ranks_per_node ranks. */
 kiln_status kiln_topo_print(FILE *f, int ranks_per_node, int cores_per_rank);

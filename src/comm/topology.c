@@ -179,8 +179,7 @@ kiln_status kiln_topo_print(FILE *f, int ranks_per_node, int cores_per_rank)
     return KILN_OK;
 }
 
-kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int *threads_out,
-                                 int *gpu)
+kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, kiln_rank_setup *out)
 {
     int local_rank, local_size;
     kiln_topo_local_rank(&local_rank, &local_size);
@@ -195,11 +194,12 @@ kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, int 
     char bound[128] = "not bound";
     if (bind) KILN_CHECK(kiln_topo_bind(&p, bound, sizeof bound));
     int planned = local_size > 1 || p.sized ? p.n_rank_cores : 0;
-    *threads_out = kiln_threads_set(threads > 0 ? threads : planned);
+    out->threads = kiln_threads_set(threads > 0 ? threads : planned);
+    out->cores = p.n_rank_cores;
+    out->gpu = p.gpu;
     kiln_log(local_rank == 0 ? KILN_LOG_INFO : KILN_LOG_DEBUG,
              "placement: local rank %d/%d, cores %d-%d, NUMA %d, GPU %d, PUs %s, %d threads%s",
              local_rank, local_size, p.first_core, p.first_core + p.n_rank_cores - 1, p.numa_node,
-             p.gpu, bound, *threads_out, p.shared ? " (more ranks than cores: sharing)" : "");
-    *gpu = p.gpu;
+             p.gpu, bound, out->threads, p.shared ? " (more ranks than cores: sharing)" : "");
     return KILN_OK;
 }

@@ -8,38 +8,67 @@
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_CUBIC 0.044715f
 
-/* GPT-2's GELU: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
-static inline float gelu_arg(float x) { return GELU_SCALE * (x + GELU_CUBIC * x * x * x); }
-
-/* 0.5 (1 + tanh u) and sech^2 u = 1 - tanh^2 u, both through e = exp(-2|u|): it cannot
- * overflow, and it keeps both accurate in the tails, where the direct forms cancel to 0. */
-static inline void gelu_terms(float x, float *half_one_plus_tanh, float *sech2)
+/* GPT-2's GELU, 0.5 x (1 + tanh u) with u = sqrt(2/pi) (x + 0.044715 x^3), written as
+ * x sigmoid(2u) = x / (1 + e), e = exp(-2u): one exponential, no select, no cancellation
+ * (tanh's 1 + tanh u loses every digit in the left tail; 1 / (1 + e) keeps them). The
+ * exponent is clamped to [-87, 80]: below, e is under 1e-38 and adds nothing to 1; above,
+ * GELU(x) is under 1e-33, and e stays finite and (1 + e)^2 a normal float. */
+static inline float gelu_exp(float x)
 {
-    float u = gelu_arg(x);
-    float e = kiln_cpu_expf(-2.0f * fabsf(u)), r = 1.0f / (1.0f + e);
-    *half_one_plus_tanh = u >= 0.0f ? r : e * r;
-    *sech2 = 4.0f * e * r * r;
+    float t = x * (-2.0f * GELU_SCALE + (-2.0f * GELU_SCALE * GELU_CUBIC) * x * x);
+    return kiln_cpu_exp_in_range(t < -87.0f ? -87.0f : (t > 80.0f ? 80.0f : t));
+}
+
+/* The loops run on restrict slices, one per thread: in this form GCC vectorises them with
+ * no aliasing checks, twice as fast as an `omp parallel for simd` over the shared arrays. */
+static void gelu_forward_slice(float *restrict out, const float *restrict inp, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] / (1.0f + gelu_exp(inp[i]));
+}
+
+/* d/dx [x s] with s = 1 / (1 + e): s + x s' where s' = 2 e s^2 du/dx (sech^2 u = 4 e s^2) */
+static void gelu_backward_slice(float *restrict dinp, const float *restrict inp,
+                                const float *restrict dout, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], e = gelu_exp(x), s = 1.0f / (1.0f + e);
+        float du_dx = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
+        dinp[i] += (s + 2.0f * x * e * s * s * du_dx) * dout[i];
+    }
+}
+
+/* This thread's share [lo, hi) of n elements, in whole cache lines of floats. */
+static void thread_range(size_t n, size_t *lo, size_t *hi)
+{
+    size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    size_t lines = (n + 15) / 16;
+    *lo = lines * t / nt * 16;
+    *hi = lines * (t + 1) / nt * 16;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
 }
 
 void kiln_cpu_gelu_forward(float *out, const float *inp, size_t n, void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float half, sech2;
-        gelu_terms(inp[i], &half, &sech2);
-        out[i] = inp[i] * half;
+#pragma omp parallel if (n >= KILN_CPU_PAR_MIN)
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        gelu_forward_slice(out + lo, inp + lo, hi - lo);
     }
 }
 
 void kiln_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n,
                             void *stream)
 {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= KILN_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i], half, sech2;
-        gelu_terms(x, &half, &sech2);
-        float du_dx = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
-        dinp[i] += (half + 0.5f * x * sech2 * du_dx) * dout[i];
+#pragma omp parallel if (n >= KILN_CPU_PAR_MIN)
+    {
+        size_t lo, hi;
+        thread_range(n, &lo, &hi);
+        gelu_backward_slice(dinp + lo, inp + lo, dout + lo, hi - lo);
     }
 }
 

@@ -77,9 +77,11 @@ kiln_status kiln_eval_run(const kiln_eval_opts *o)
 {
     const kiln_backend *be;
     int rank = kiln_comm_rank(o->comm, KILN_AXIS_DP), world = kiln_comm_size(o->comm, KILN_AXIS_DP);
-    int threads, gpu, batch = o->batch > 0 ? o->batch : 256;
-    KILN_CHECK(kiln_topo_place_rank(1, 0, o->threads, &threads, &gpu));
-    KILN_CHECK(kiln_backend_select(o->backend && *o->backend ? o->backend : "cpu", "fp32", gpu, &be));
+    int batch = o->batch > 0 ? o->batch : 256;
+    kiln_rank_setup place;
+    KILN_CHECK(kiln_topo_place_rank(1, 0, o->threads, &place));
+    KILN_CHECK(kiln_backend_select(o->backend && *o->backend ? o->backend : "cpu", "fp32",
+                                   place.gpu, &be));
     kiln_model *m = NULL;
     kiln_train_config *cfg = malloc(sizeof *cfg);
     kiln_model_source src;
@@ -95,7 +97,8 @@ kiln_status kiln_eval_run(const kiln_eval_opts *o)
         st = kiln_dataset_open(o->input, split, is_lm ? KILN_DATA_LM : KILN_DATA_CLASSIFY,
                                cfg->model.block_size, &ds);
     if (st == KILN_OK) st = check_fit(o, split, m, ds);
-    kiln_loader_opts lo = {batch, 0, 0, 0, rank, world};
+    kiln_loader_opts lo = {batch, 0, 0, 0, rank, world,
+                           be->kind == KILN_DEVICE_CPU && !kiln_rank_has_spare_core(&place)};
     if (st == KILN_OK) st = kiln_loader_create(ds, &lo, &l);
     if (st == KILN_OK) st = kiln_eval_loop(m, l, o->comm, 0, 0, &r);
     if (st == KILN_OK && rank == 0) {

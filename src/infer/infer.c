@@ -50,10 +50,10 @@ static kiln_status load_config(infer_job *j)
 static kiln_status open_model(infer_job *j)
 {
     const kiln_infer_config *c = &j->cfg;
-    int threads, gpu;
+    kiln_rank_setup place;
     KILN_CHECK(kiln_topo_place_rank(c->placement.bind, c->placement.cores_per_rank,
-                                    c->infer.threads, &threads, &gpu));
-    KILN_CHECK(kiln_backend_select(c->backend.name, "fp32", gpu, &j->be));
+                                    c->infer.threads, &place));
+    KILN_CHECK(kiln_backend_select(c->backend.name, "fp32", place.gpu, &j->be));
     j->model_cfg = malloc(sizeof *j->model_cfg);
     KILN_CHECK_ALLOC(j->model_cfg);
     KILN_CHECK(kiln_model_open(kiln_registry_root(c->registry.path), j->o->model, j->be,
@@ -73,7 +73,7 @@ static kiln_status open_model(infer_job *j)
              c->infer.dataset, j->batch, c->infer.chunk_rows, c->infer.top_k, c->infer.probs,
              c->infer.embed, c->infer.pool, c->backend.name);
     kiln_info("model %s (%s), %s backend, %d threads", j->src.id, j->model_cfg->model.kind,
-              j->be->name, threads);
+              j->be->name, place.threads);
     return KILN_OK;
 }
 

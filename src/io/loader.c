@@ -13,10 +13,13 @@
  * one end-of-epoch NULL, then the next epoch.
  *
  * Double buffering: the caller holds slot[held]; the thread fills slot[1 - held] and sets
- * `ready`. A seek bumps `generation` so a batch prepared for the old position is dropped. */
+ * `ready`. A seek bumps `generation` so a batch prepared for the old position is dropped.
+ * With opts.on_caller there is no thread: kiln_loader_next prepares slot[0] on the caller's
+ * OpenMP threads. */
 #include "kiln/data.h"
 #include "kiln/rng.h"
 #include <inttypes.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,7 @@ struct kiln_loader {
     uint64_t perm_epoch;
     int perm_valid;
 
-    pthread_t thread;
+    pthread_t thread;     /* the prefetch thread, unless o.on_caller */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* guarded by mu */
@@ -71,6 +74,42 @@ static uint64_t row_at(kiln_loader *l, uint64_t epoch, uint64_t i)
     return l->perm[i];
 }
 
+/* Rows of a batch below this many values are gathered by one thread: the team's wake-up
+ * would cost more than it saves. */
+enum { GATHER_PARALLEL_MIN = 16384 };
+
+/* b's rows from row `first` on, as a batch of its own (rows of `width` values). */
+static kiln_batch batch_from_row(const kiln_batch *b, int first, size_t width)
+{
+    kiln_batch part = *b;
+    size_t at = (size_t)first * width;
+    if (b->x) part.x += at, part.y += first;
+    if (b->tokens) part.tokens += at, part.targets += at;
+    return part;
+}
+
+/* kiln_dataset_gather of ids[0..n) into dst: on the prefetch thread alone, or, on the caller,
+ * with the rows split over its OpenMP threads (cache misses on shuffled rows overlap). */
+static kiln_status gather(kiln_loader *l, int n, kiln_batch *dst)
+{
+    size_t width = (size_t)kiln_dataset_width(l->ds);
+    if (!l->o.on_caller || (size_t)n * width < GATHER_PARALLEL_MIN)
+        return kiln_dataset_gather(l->ds, l->ids, n, dst);
+    int failed = 0;
+#pragma omp parallel reduction(max : failed)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int lo = (int)((long long)n * t / nt), hi = (int)((long long)n * (t + 1) / nt);
+        kiln_batch part = batch_from_row(dst, lo, width);
+        failed = kiln_dataset_gather(l->ds, l->ids + lo, hi - lo, &part) != KILN_OK;
+        if (failed) kiln_error_clear();
+    }
+    /* an error message lives on the thread that raised it: redo the batch here for it */
+    if (failed) return kiln_dataset_gather(l->ds, l->ids, n, dst);
+    dst->B = n;
+    return KILN_OK;
+}
+
 /* Prepares the item at (*epoch, *pos) into dst and advances the cursor past it. */
 static kiln_status prepare(kiln_loader *l, uint64_t *epoch, uint64_t *pos, kiln_batch *dst,
                            int *end)
@@ -87,7 +126,7 @@ static kiln_status prepare(kiln_loader *l, uint64_t *epoch, uint64_t *pos, kiln_
     uint64_t start = rank * each + (rank < extra ? rank : extra);
     int n = (int)(each + (rank < extra));
     for (int b = 0; b < n; b++) l->ids[b] = row_at(l, *epoch, *pos + start + (uint64_t)b);
-    KILN_CHECK(kiln_dataset_gather(l->ds, l->ids, n, dst));
+    KILN_CHECK(gather(l, n, dst));
     *pos += n_global;
     cursor_normalize(l, epoch, pos);
     return KILN_OK;
@@ -196,7 +235,7 @@ kiln_status kiln_loader_create(kiln_dataset *ds, const kiln_loader_opts *opts, k
     KILN_CHECK_GOTO(st, loader_alloc(l), fail);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    if (pthread_create(&l->thread, NULL, prefetch_main, l) != 0) {
+    if (!l->o.on_caller && pthread_create(&l->thread, NULL, prefetch_main, l) != 0) {
         pthread_cond_destroy(&l->cv);
         pthread_mutex_destroy(&l->mu);
         st = KILN_ERROR(KILN_ERR_INTERNAL, "loader: cannot start the prefetch thread");
@@ -209,9 +248,19 @@ fail:
     return st;
 }
 
+/* On error the cursor stays put: the same error answers until a seek, as from the thread. */
+static kiln_status next_on_caller(kiln_loader *l, const kiln_batch **batch)
+{
+    int end;
+    KILN_CHECK(prepare(l, &l->epoch, &l->pos, &l->slot[0], &end));
+    if (!end) *batch = &l->slot[0];
+    return KILN_OK;
+}
+
 kiln_status kiln_loader_next(kiln_loader *l, const kiln_batch **batch)
 {
     *batch = NULL;
+    if (l->o.on_caller) return next_on_caller(l, batch);
     pthread_mutex_lock(&l->mu);
     while (!l->ready) pthread_cond_wait(&l->cv, &l->mu);
     kiln_status st = l->ready_status;
@@ -257,11 +306,13 @@ kiln_status kiln_loader_seek(kiln_loader *l, uint64_t epoch, uint64_t pos)
 void kiln_loader_free(kiln_loader *l)
 {
     if (!l) return;
-    pthread_mutex_lock(&l->mu);
-    l->quit = 1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-    pthread_join(l->thread, NULL);
+    if (!l->o.on_caller) {
+        pthread_mutex_lock(&l->mu);
+        l->quit = 1;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+    }
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     loader_release(l);

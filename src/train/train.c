@@ -53,8 +53,12 @@ static kiln_status open_data(train_run *r)
     int T = c->model.block_size;
     KILN_CHECK(kiln_dataset_open(c->data.path, c->data.train_split, kind, T, &r->train_ds));
     KILN_CHECK(kiln_dataset_open(c->data.path, eval_split, kind, T, &r->eval_ds));
-    kiln_loader_opts train_opts = {r->micro_batch, 1, 1, (uint64_t)c->train.seed, r->rank, r->world};
-    kiln_loader_opts eval_opts = {r->micro_batch, 0, 0, (uint64_t)c->train.seed, r->rank, r->world};
+    /* the CPU backend on every core of the rank leaves no core for a prefetch thread */
+    int on_caller = r->be->kind == KILN_DEVICE_CPU && !kiln_rank_has_spare_core(&r->place);
+    kiln_loader_opts train_opts = {r->micro_batch, 1, 1, (uint64_t)c->train.seed, r->rank, r->world,
+                                   on_caller};
+    kiln_loader_opts eval_opts = {r->micro_batch, 0, 0, (uint64_t)c->train.seed, r->rank, r->world,
+                                  on_caller};
     KILN_CHECK(kiln_loader_create(r->train_ds, &train_opts, &r->train_loader));
     KILN_CHECK(kiln_loader_create(r->eval_ds, &eval_opts, &r->eval_loader));
     return KILN_OK;
@@ -139,14 +143,14 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
     KILN_CHECK_ALLOC(r->config_yaml);
     KILN_CHECK(check_batch_config(r));
-    int threads, gpu;
     KILN_CHECK(kiln_topo_place_rank(r->cfg.placement.bind, r->cfg.placement.cores_per_rank,
-                                    r->cfg.train.threads, &threads, &gpu));
-    KILN_CHECK(kiln_backend_select(r->cfg.backend.name, r->cfg.train.precision, gpu, &r->be));
+                                    r->cfg.train.threads, &r->place));
+    KILN_CHECK(kiln_backend_select(r->cfg.backend.name, r->cfg.train.precision, r->place.gpu,
+                                   &r->be));
     KILN_CHECK(kiln_comm_attach_device(r->comm, r->be));
     if (kiln_log_enabled(KILN_LOG_INFO))
-        fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name, threads,
-                r->config_yaml);
+        fprintf(stderr, "# resolved config (%s backend, %d threads)\n%s", r->be->name,
+                r->place.threads, r->config_yaml);
     KILN_CHECK(open_data(r));
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/ckpt", r->cfg.train.out_dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.jsonl", r->cfg.train.out_dir);

@@ -7,12 +7,14 @@
 #include "kiln/data.h"
 #include "kiln/infer.h"
 #include "kiln/parallel.h"
+#include "kiln/topo.h"
 #include "kiln/train.h"
 
 typedef struct train_run {
     kiln_train_config cfg;
     char *config_yaml;
     const kiln_backend *be;
+    kiln_rank_setup place;             /* this rank's threads, cores and GPU */
     kiln_dataset *train_ds, *eval_ds;
     kiln_loader *train_loader, *eval_loader;
     kiln_model *model;

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "kiln/data.h"
 #include "kiln/rng.h"
+#include "kiln/runtime.h"
 #include <ftw.h>
 #include <hdf5.h>
 #include <stdint.h>
@@ -529,11 +530,16 @@ static int batch_values_ok(const kiln_batch *b, int d)
     return 1;
 }
 
+/* Every loader test runs twice: with the prefetch thread, then preparing on the caller's
+ * OpenMP threads (kiln_loader_opts.on_caller), which must give the same batches. */
+static int loader_on_caller;
+
 static kiln_loader *make_loader(kiln_dataset *ds, int batch, int shuffle, int drop_last,
                                 uint64_t seed, int rank, int world)
 {
     kiln_loader_opts o = {.batch = batch, .shuffle = shuffle, .drop_last = drop_last,
-                          .seed = seed, .rank = rank, .world = world};
+                          .seed = seed, .rank = rank, .world = world,
+                          .on_caller = loader_on_caller};
     kiln_loader *l = NULL;
     CHECK_OK(kiln_loader_create(ds, &o, &l));
     return l;
@@ -709,6 +715,34 @@ static void test_loader_seek_race(kiln_dataset *big)
     free(perm);
 }
 
+/* Batches of 4 windows of 4099 tokens: big enough that a caller-prepared batch is split over
+ * the threads, each writing its own rows of tokens and targets (T is not a multiple of
+ * lm_token's period of 256, so a row in the wrong place shows). */
+static void test_lm_wide_batch(void)
+{
+    enum { T = 4099, WINDOWS = 9 };
+    kiln_dataset *ds = NULL;
+    CHECK_OK(kiln_dataset_open(write_lm("lm_wide.h5", T * WINDOWS + 1), "train", KILN_DATA_LM, T,
+                               &ds));
+    if (!ds) return;
+    kiln_loader *l = make_loader(ds, 4, 0, 0, 0, 0, 1);
+    int wrong = 0, rows = 0;
+    const kiln_batch *b = NULL;
+    for (int k = 0; k < 3; k++) { /* batches of 4, 4 and 1 windows */
+        CHECK_OK(kiln_loader_next(l, &b));
+        if (!b) break;
+        for (int i = 0; i < b->B; i++, rows++)
+            for (int t = 0; t < T; t++) {
+                wrong += b->tokens[i * T + t] != lm_token(rows * T + t);
+                wrong += b->targets[i * T + t] != lm_token(rows * T + t + 1);
+            }
+    }
+    CHECK(wrong == 0 && rows == WINDOWS, "wide LM batches: %d wrong tokens, %d windows", wrong,
+          rows);
+    kiln_loader_free(l);
+    kiln_dataset_free(ds);
+}
+
 static void test_lm(void)
 {
     const char *p = write_lm("lm.h5", 50);
@@ -740,6 +774,7 @@ static void test_lm(void)
     CHECK_OK(kiln_dataset_open(p, "train", KILN_DATA_LM, 49, &ds));
     CHECK(ds && kiln_dataset_rows(ds) == 1, "one window of 50 tokens at seq_len 49");
     kiln_dataset_free(ds);
+    test_lm_wide_batch();
 }
 
 static kiln_dataset *open_classify(const char *name, int n, int d)
@@ -796,6 +831,10 @@ int main(void)
     test_import_text();
     test_import_concurrent();
     test_open_errors();
+    test_loader();
+    test_lm();
+    loader_on_caller = 1;
+    kiln_threads_set(3); /* an uneven split of the rows */
     test_loader();
     test_lm();
     remove_tmp_dir();
