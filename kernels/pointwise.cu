@@ -1,29 +1,17 @@
 // Elementwise CUDA ops: GELU, residual add, inverted dropout (the CPU's Philox mask), the
 // vector helpers on flat buffers and the cast from fp32. Same formulas as
-// src/device/cpu_pointwise.c, in float on values loaded from the storage type T.
+// src/device/cpu_pointwise.c (the GELU's in gelu_rule.h), in float on values loaded from the
+// storage type T.
 #include "common.cuh"
 #include "../src/core/philox.h"
-
-#define GELU_SCALE 0.7978845608028654f // sqrt(2/pi)
-#define GELU_CUBIC 0.044715f
-
-// 0.5 (1 + tanh u) and sech^2 u through e = exp(-2|u|), as on the CPU: no overflow, and
-// accurate in the tails.
-__device__ __forceinline__ void gelu_terms(float x, float *half_one_plus_tanh, float *sech2)
-{
-    float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
-    float e = expf(-2.0f * fabsf(u)), r = 1.0f / (1.0f + e);
-    *half_one_plus_tanh = u >= 0.0f ? r : e * r;
-    *sech2 = 4.0f * e * r * r;
-}
+#include "../src/device/gelu_rule.h"
 
 template <typename T> __global__ void gelu_forward_kernel(T *out, const T *inp, size_t n)
 {
     KILN_GRID_STRIDE(i, n)
     {
-        float x = kiln_f32(inp[i]), half, sech2;
-        gelu_terms(x, &half, &sech2);
-        out[i] = kiln_store<T>(x * half);
+        float x = kiln_f32(inp[i]);
+        out[i] = kiln_store<T>(kiln_gelu(x, expf(kiln_gelu_exponent(x))));
     }
 }
 
@@ -32,10 +20,8 @@ __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_
 {
     KILN_GRID_STRIDE(i, n)
     {
-        float x = kiln_f32(inp[i]), half, sech2;
-        gelu_terms(x, &half, &sech2);
-        float du_dx = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
-        float d = (half + 0.5f * x * sech2 * du_dx) * kiln_f32(dout[i]);
+        float x = kiln_f32(inp[i]);
+        float d = kiln_gelu_grad(x, expf(kiln_gelu_exponent(x))) * kiln_f32(dout[i]);
         dinp[i] = kiln_store<T>(kiln_f32(dinp[i]) + d);
     }
 }
