@@ -58,10 +58,11 @@ typedef struct kiln_loader_opts {
     int rank, world;    /* this rank takes rows [rank*batch, (rank+1)*batch) of each
                            global batch of world*batch rows */
     int on_caller;      /* 1: kiln_loader_next prepares each batch itself, its rows split over
-                           the caller's OpenMP threads (the CPU backend: there the step holds
-                           every core, and a prefetch thread would take one from it mid-GEMM);
-                           0: a prefetch thread prepares the next batch while the caller
-                           computes (a device backend, whose host cores are free) */
+                           the caller's OpenMP threads: for a caller whose compute holds every
+                           core it may run on (the CPU backend), where a prefetch thread would
+                           take a core from it mid-GEMM; 0: a prefetch thread prepares the next
+                           batch while the caller computes (on a device, or beside a spare
+                           core) */
 } kiln_loader_opts;
 
 typedef struct kiln_loader kiln_loader;

@@ -31,6 +31,7 @@ kiln_status kiln_topo_plan(int local_rank, int local_size, int cores_per_rank, k
 /* Bind this process (all its threads) to the plan's cores; bound_pus receives the binding as
  * the OS reports it afterwards (a list like "0-3"). */
 kiln_status kiln_topo_bind(const kiln_placement *p, char *bound_pus, size_t len);
+
 /* What kiln_topo_place_rank settled for this rank. */
 typedef struct kiln_rank_setup {
     int threads;   /* OpenMP/OpenBLAS threads in effect */

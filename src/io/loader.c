@@ -202,7 +202,7 @@ static kiln_status validate_opts(const kiln_dataset *ds, const kiln_loader_opts 
 static kiln_status loader_alloc(kiln_loader *l)
 {
     size_t rows = (size_t)l->o.batch, width = (size_t)kiln_dataset_width(l->ds);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < (l->o.on_caller ? 1 : 2); i++) /* the prefetch thread double-buffers */
         KILN_CHECK(batch_alloc(&l->slot[i], kiln_dataset_kind(l->ds), rows, width));
     l->ids = malloc(rows * sizeof *l->ids);
     KILN_CHECK_ALLOC(l->ids);
