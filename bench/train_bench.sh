@@ -52,14 +52,15 @@ run_gemm() { # threads round
     done
 }
 
-# Steps for about run_s seconds of kiln, sized from the GEMM rate at the same thread count
-# (assuming kiln reaches 60% of it: this only sizes the run, it measures nothing).
+# Steps for at least run_s seconds of kiln, sized from the GEMM rate at the same thread count
+# as if kiln reached all of it: its window is then no shorter than the GEMM's and PyTorch's
+# (a shorter window would catch a quiet spell more easily). This only sizes the run.
 kiln_steps() { # model threads
     "$py" - "$tmp/gemm-$2-bind_false-r1.json" "$1" "$run_s" <<'EOF'
 import json, math, sys
 g = json.load(open(sys.argv[1]))["models"][sys.argv[2]]
 flops_per_step = g["flops_per_sample" if sys.argv[2] == "mlp" else "flops_per_token"] * g["units_per_step"]
-print(max(20, math.ceil(float(sys.argv[3]) * 0.6 * g["gflops"] * 1e9 / flops_per_step)))
+print(max(20, math.ceil(float(sys.argv[3]) * g["gflops"] * 1e9 / flops_per_step)))
 EOF
 }
 
