@@ -215,6 +215,22 @@ static void test_gelu(void)
     /* Values from torch.nn.functional.gelu(x, approximate="tanh") in float64. */
     CHECK_CLOSE(gelu_ref_scalar(1.0), 0.8411919906082768, 1e-15, 0, "gelu_ref(1)");
     CHECK_CLOSE(gelu_ref_scalar(-2.0), -0.04540230591222494, 1e-14, 0, "gelu_ref(-2)");
+    /* Far tails, where gelu_rule.h clamps x to [-9, 9]: GELU is x on the right and within
+     * 2e-28 of 0 on the left, its slope 1 and 0, all finite (x^3 overflows float for
+     * |x| > 7e12). */
+    enum { NT = 8 };
+    const float tail[NT] = {-1e30f, -1e4f, -30.0f, -12.0f, 12.0f, 30.0f, 1e4f, 1e30f};
+    float out[NT], grad[NT] = {0}, ones[NT];
+    for (int i = 0; i < NT; i++) ones[i] = 1.0f;
+    cpu_ops()->gelu_forward(out, tail, NT, NULL);
+    cpu_ops()->gelu_backward(grad, tail, ones, NT, NULL);
+    for (int i = 0; i < NT; i++) {
+        float want = tail[i] > 0 ? tail[i] : 0.0f, want_grad = tail[i] > 0 ? 1.0f : 0.0f;
+        CHECK(isfinite(out[i]) && fabsf(out[i] - want) <= 1e-6f * fabsf(want) + 2e-28f,
+              "gelu(%g) = %g, expected %g", tail[i], out[i], want);
+        CHECK(isfinite(grad[i]) && fabsf(grad[i] - want_grad) <= 1e-6f,
+              "gelu'(%g) = %g, expected %g", tail[i], grad[i], want_grad);
+    }
 }
 
 /* Float addition is correctly rounded, so a + b must equal the float64 sum rounded. */
