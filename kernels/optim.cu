@@ -1,9 +1,9 @@
 // Optimizer updates and the gradient-norm reduction on the GPU, over a range of a flat
-// buffer. The per-element formulas are the CPU's (src/optim/update_rules.h). The update reads
+// buffer. The per-element formulas are the CPU's (src/device/update_rules.h). The update reads
 // gradients of the storage type G, updates the fp32 parameters (the master weights) and fp32
 // states, and in the same pass writes the rounded copy the other ops read (when there is one).
 #include "common.cuh"
-#include "../src/optim/update_rules.h"
+#include "../src/device/update_rules.h"
 
 template <typename G>
 __global__ void adamw_kernel(float *params, G *copy, float *m, float *v, const G *grads, size_t n,
@@ -57,7 +57,7 @@ template <typename T> __global__ void sum_squares_partial_kernel(double *partial
     }
 }
 
-__global__ void sum_squares_finish_kernel(double *partial, unsigned int blocks)
+static __global__ void sum_squares_finish_kernel(double *partial, unsigned int blocks)
 {
     double t = 0.0;
     for (unsigned int b = 0; b < blocks; b++) t += partial[b];

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's second command (and CI's): install, build, run every test with ctest.
+# The README's second command (and CI's): install, build, run every test with ctest, then build
+# with AddressSanitizer and UndefinedBehaviorSanitizer and run the unit and MPI tests under them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
-cd build
-ctest --output-on-failure --timeout 1800 -j1 "$@"
+(cd build && ctest --output-on-failure --timeout 1800 -j1 "$@")
+bash scripts/sanitize.sh

@@ -26,6 +26,7 @@
 #define KILN_BACKEND_H
 #include <stddef.h>
 #include <stdint.h>
+#include "kiln/config.h"
 #include "kiln/status.h"
 
 typedef struct kiln_ops {
@@ -112,6 +113,14 @@ typedef struct kiln_ops {
     void (*axpy)(float *y, const float *x, float a, size_t n, void *stream);
     /* dst (storage type) = src (fp32), rounded to nearest even: a copy with fp32 storage. */
     void (*cast_from_f32)(float *dst, const float *src, size_t n, void *stream);
+
+    /* ---- optional ops: a backend may leave them NULL. New ops land here CPU-first; code that
+     * needs one asks kiln_backend_require first, which names the op and the backend that lacks
+     * it. An op moves up once every backend has it. ---- */
+
+    /* out (N) = the squared L2 norm of each row of x (N,D), accumulated in double; fp32 in and
+     * out whatever the storage type (k-means and IVF distances: |x|^2 - 2 x.c + |c|^2). */
+    void (*row_sq_norms)(float *out, const float *x, int N, int D, void *stream);
 } kiln_ops;
 
 typedef enum { KILN_DEVICE_CPU = 0, KILN_DEVICE_CUDA } kiln_device_kind;
@@ -149,6 +158,12 @@ typedef struct kiln_backend {
     kiln_status (*synchronize)(void *stream);
 } kiln_backend;
 
+/* The `backend` config section (src/device/backend_config.c). */
+typedef struct kiln_backend_config {
+    kiln_cfg_str name;           /* "cpu" | "cuda" */
+} kiln_backend_config;
+extern const kiln_cfg_schema kiln_backend_section;
+
 /* Backend by name ("cpu", "cuda"), fp32; a clear error if it was not built or no device
  * exists. The CUDA backend runs on the device kiln_backend_select chose, else device 0. */
 kiln_status kiln_backend_get(const char *name, const kiln_backend **out);
@@ -158,7 +173,16 @@ kiln_status kiln_backend_get(const char *name, const kiln_backend **out);
 kiln_status kiln_backend_select(const char *name, const char *precision, int gpu,
                                 const kiln_backend **out);
 const kiln_backend *kiln_backend_cpu(void);
-/* Fails with "no method <op> for backend <name>" when an op is missing from the table. */
+/* Fails with "no method <op> for backend <name>" when a required op is missing from the table. */
 kiln_status kiln_backend_validate(const kiln_backend *be);
+/* 1 when be implements the op of that name (a kiln_ops member: "row_sq_norms"). */
+int kiln_backend_supports(const kiln_backend *be, const char *op);
+/* KILN_ERR_UNSUPPORTED ("op X is not supported on backend cuda yet; ...") unless be
+ * implements every op named (n of them): what a job checks before it starts work. */
+kiln_status kiln_backend_require(const kiln_backend *be, const char *const *ops, int n);
+/* NVIDIA GPUs the kernel driver shows on this node, whether or not CUDA can use them (0 without
+ * the driver): a GPU test skips only when this is 0, and fails when a GPU is present but the
+ * backend cannot run on it. */
+int kiln_gpus_present(void);
 
 #endif

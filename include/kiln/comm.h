@@ -5,6 +5,7 @@
  * call). A single process without mpirun is a 1 x 1 grid (MPI singleton). */
 #ifndef KILN_COMM_H
 #define KILN_COMM_H
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "kiln/backend.h"
@@ -12,12 +13,25 @@
 
 typedef enum { KILN_AXIS_WORLD = 0, KILN_AXIS_DP, KILN_AXIS_PP } kiln_axis;
 
+/* The most elements one MPI call carries (its counts are int). Sums and broadcasts over more
+ * are split into pieces; what cannot be split (an all-gather's int displacements, one send)
+ * is refused with an error, never truncated. */
+#define KILN_COMM_MAX_COUNT ((size_t)INT_MAX)
+size_t kiln_comm_max_count(void);
+/* Tests only: lower the limit (0 restores it) to exercise the splitting on small buffers. */
+void kiln_comm_set_max_count(size_t n);
+
 typedef struct kiln_comm kiln_comm;
 typedef struct kiln_comm_request kiln_comm_request;
 
 /* MPI_Init (if nobody did) and the grid; pp must divide the world size. */
 kiln_status kiln_comm_init(int *argc, char ***argv, int pp, kiln_comm **out);
 void kiln_comm_finalize(kiln_comm *c);
+/* A sub-communicator of c's world: the ranks with the same color, ordered by key, as a grid
+ * of one pipeline stage (its world is its data-parallel axis): a sweep's workers each train
+ * on their own group. Collective over c's world; free it with kiln_comm_finalize (which
+ * finalizes MPI only for the communicator that started it). */
+kiln_status kiln_comm_split(kiln_comm *c, int color, int key, kiln_comm **out);
 /* Collectives on be's device buffers from now on: one NCCL communicator per grid axis, made
  * from the MPI ones (a no-op for the CPU backend). Collective: every rank calls it. */
 kiln_status kiln_comm_attach_device(kiln_comm *c, const kiln_backend *be);
@@ -43,6 +57,14 @@ kiln_status kiln_comm_iallreduce_typed(kiln_comm *c, kiln_axis axis, kiln_precis
 kiln_status kiln_comm_ireduce_scatter_typed(kiln_comm *c, kiln_axis axis, kiln_precision type,
                                             float *buf, const int *counts,
                                             kiln_comm_request **req);
+/* Point to point along an axis (pipeline stages send activations and their gradients to
+ * their neighbours): non-blocking, n elements of a storage type to or from rank `peer` of
+ * that axis; tag tells messages between the same pair apart (MPI; NCCL keeps the order of
+ * posting). Device buffers go through NCCL. *req must later be waited. */
+kiln_status kiln_comm_isend(kiln_comm *c, kiln_axis axis, int peer, int tag, kiln_precision type,
+                            const float *buf, size_t n, kiln_comm_request **req);
+kiln_status kiln_comm_irecv(kiln_comm *c, kiln_axis axis, int peer, int tag, kiln_precision type,
+                            float *buf, size_t n, kiln_comm_request **req);
 /* Let outstanding requests progress (MPI has no progress thread by default); *done = 1 when
  * req completed. */
 kiln_status kiln_comm_test(kiln_comm_request *req, int *done);
@@ -69,8 +91,16 @@ kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *
                                       size_t bytes);
 /* Every rank learns whether st failed on any rank, so they leave a collective sequence
  * together instead of some waiting forever. Returns st where it failed; elsewhere KILN_OK when
- * no rank failed, else an error of code `code` that says how many ranks failed. */
+ * no rank failed, else an error saying another rank failed, of code `code`, or with code
+ * KILN_ERR_INTERNAL, of the failing rank's own code (so every rank exits alike). */
 kiln_status kiln_comm_agree(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code);
+/* The same, and in the same collective *stop = 1 when any rank has a stop signal pending
+ * (SIGTERM/SIGUSR1), so that all stop at the same point. */
+kiln_status kiln_comm_agree_stop(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code,
+                                 int *stop);
+/* 1 when the last agreement over the whole world ended in a failure: every rank knows of it
+ * and leaves together, so nothing is left waiting (the job runtime then needs no abort). */
+int kiln_comm_failure_agreed(const kiln_comm *c);
 kiln_status kiln_comm_barrier(kiln_comm *c);
 /* Ends every rank of the job: used when one rank fails so that the others do not hang. */
 void kiln_comm_abort(kiln_comm *c, int code);

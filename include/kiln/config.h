@@ -40,11 +40,28 @@ typedef struct kiln_cfg_key {
     const char *help;          /* one line, shown by --help-config */
 } kiln_cfg_key;
 
+/* A schema is either a section (its own keys, offsets into the section's struct) or a
+ * composition: sections placed at offsets of a job's config struct. Each section (backend,
+ * placement, registry, model, ...) is declared once, by the layer that owns its struct, and
+ * every job kind composes the ones it reads, so no key is declared twice. A part's section is a
+ * plain section (compositions do not nest). */
+typedef struct kiln_cfg_part {
+    const struct kiln_cfg_schema *section;
+    size_t offset;             /* offsetof(job config, section struct) */
+} kiln_cfg_part;
+
 typedef struct kiln_cfg_schema {
     const char *name;          /* "train" */
-    const kiln_cfg_key *keys;
+    const kiln_cfg_key *keys;  /* a section's own keys (NULL in a composition) */
     size_t n_keys;
+    const kiln_cfg_part *parts; /* a composition's sections, in the order they are listed */
+    size_t n_parts;
 } kiln_cfg_schema;
+
+/* Every key of a schema with its offset in the whole config struct, in order: a section's keys
+ * as they are, a composition's part by part (caller frees *keys). KILN_ERR_CONFIG naming both
+ * sections when a key is declared twice: a schema bug the tests catch. */
+kiln_status kiln_config_keys(const kiln_cfg_schema *schema, kiln_cfg_key **keys, size_t *n);
 
 /* Fill *out from defaults, then yaml_path (may be NULL), then overrides ("a.b=v" strings). */
 kiln_status kiln_config_load(const kiln_cfg_schema *schema, void *out, const char *yaml_path,
@@ -54,6 +71,19 @@ kiln_status kiln_config_load(const kiln_cfg_schema *schema, void *out, const cha
 kiln_status kiln_config_load_text(const kiln_cfg_schema *schema, void *out, const char *yaml_text,
                                   const char *origin, const char *const *overrides,
                                   int n_overrides);
+/* Fill *out (a struct of this schema) from the parts of YAML text that belong to its sections,
+ * ignoring every other top-level section: how a model's architecture is read out of a
+ * checkpoint whose config is a whole job's. Defaults first, as above. */
+kiln_status kiln_config_load_sections(const kiln_cfg_schema *schema, void *out,
+                                      const char *yaml_text, const char *origin);
+/* A config read without a schema (the registry turns a job's config into a version's params):
+ * fn gets every scalar (n_items 1) and every sequence of scalars under its dotted path, with
+ * whether the scalar was quoted (then it is a string, whatever its text looks like). */
+typedef kiln_status (*kiln_config_value_fn)(void *ctx, const char *path,
+                                            const char *const *items, int n_items,
+                                            int is_sequence, int quoted);
+kiln_status kiln_config_walk_values(const char *yaml_text, const char *origin,
+                                    kiln_config_value_fn fn, void *ctx);
 /* The resolved config as YAML text (nested maps, keys in schema order); caller frees. */
 char *kiln_config_to_yaml(const kiln_cfg_schema *schema, const void *cfg);
 /* Every key with type, default, choices and help, for `--help-config`. */

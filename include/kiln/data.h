@@ -10,6 +10,7 @@
 #define KILN_DATA_H
 #include <stddef.h>
 #include <stdint.h>
+#include "kiln/config.h"
 #include "kiln/status.h"
 
 /* Importers. Output is written to OUT.tmp and renamed only when complete. */
@@ -19,6 +20,14 @@ kiln_status kiln_import_text(const char *const *files, int n_files, double val_f
                              const char *out_path);
 
 typedef enum { KILN_DATA_CLASSIFY = 0, KILN_DATA_LM } kiln_data_kind;
+
+/* The `data` config section (src/io/data_config.c) of a job that trains and evaluates. */
+typedef struct kiln_data_config {
+    kiln_cfg_str path;          /* HDF5 file from `kiln data import` */
+    kiln_cfg_str train_split;   /* "train" */
+    kiln_cfg_str eval_split;    /* "" = the model kind's evaluation split (test or val) */
+} kiln_data_config;
+extern const kiln_cfg_schema kiln_data_section;
 
 typedef struct kiln_dataset kiln_dataset;
 /* kind CLASSIFY: split "train"/"test", rows = N, width = D.

@@ -40,4 +40,14 @@ kiln_status kiln_file_copy(const char *src, const char *dst, char hex[KILN_SHA25
 kiln_status kiln_file_lock(const char *path, int *fd);
 void kiln_file_unlock(int fd);
 
+/* Exclusive outputs (src/core/output_lock.c): hold `output` (a file or directory, which need not
+ * exist yet) for this process through OUTPUT.lock beside it, which says who holds it. Fails at
+ * once, or after wait_s seconds, with KILN_ERR_CONFLICT naming the holder (pid, host, Slurm
+ * job, since when) and `what` ("--output", "train.out_dir"). A holder that died holds nothing.
+ * Release removes the lock file. */
+typedef struct kiln_output_lock kiln_output_lock;
+kiln_status kiln_output_lock_acquire(const char *output, const char *what, double wait_s,
+                                     kiln_output_lock **out);
+void kiln_output_lock_release(kiln_output_lock *l);
+
 #endif

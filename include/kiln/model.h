@@ -26,6 +26,10 @@ typedef struct kiln_model_config {
     double init_std;            /* gpt weight init (GPT-2: 0.02) */
 } kiln_model_config;
 
+/* The `model` config section (src/nn/model_config.c); model.kind is one of the model kinds. */
+#define KILN_MODEL_KIND_CHOICES "mlp|gpt"
+extern const kiln_cfg_schema kiln_model_section;
+
 typedef struct kiln_tensor_info {
     char name[64];              /* "h0.attn.qkv.weight" */
     size_t offset;              /* into the flat parameter buffer, in floats */
@@ -43,6 +47,21 @@ typedef struct kiln_block_info {
                                  * its start, not only when it reaches the block */
 } kiln_block_info;
 
+/* What a model kind is, for the jobs that use a model without knowing which one it is: they
+ * look at these fields instead of comparing model.kind (src/nn/model_kinds.c holds the table;
+ * docs/develop.md says how to add a kind). */
+typedef struct kiln_model_kind {
+    const char *name;           /* the value of model.kind: "mlp" */
+    const char *task;           /* what it predicts: "classify" or "next-token" */
+    kiln_data_kind input;       /* rows of features (CLASSIFY) or token windows (LM) */
+    const char *eval_split;     /* the split evaluation reads by default: "test", "val" */
+    const char *infer_dataset;  /* the dataset `kiln infer` scores by default: "x", "tokens" */
+    int batch_cpu, batch_gpu;   /* rows per inference forward when the caller leaves it */
+} kiln_model_kind;
+
+/* The kind named `name`, or KILN_ERR_CONFIG naming `key` and listing the kinds. */
+kiln_status kiln_model_kind_get(const char *key, const char *name, const kiln_model_kind **out);
+
 typedef struct kiln_model kiln_model;
 
 /* in_dim: input width (MLP; ignored by GPT); n_out: classes (MLP) or vocabulary (GPT);
@@ -55,6 +74,7 @@ void kiln_model_free(kiln_model *m);
  * activations and gradients): inference runs one per thread. */
 kiln_status kiln_model_clone(kiln_model *m, kiln_model **out);
 
+const kiln_model_kind *kiln_model_kind_of(const kiln_model *m);
 kiln_data_kind kiln_model_data_kind(const kiln_model *m);
 /* Input width (MLP) or context length T (GPT); classes (MLP) or vocabulary (GPT). */
 int kiln_model_in_dim(const kiln_model *m);

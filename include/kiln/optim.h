@@ -21,6 +21,10 @@ typedef struct kiln_schedule_config {
     double gamma;
 } kiln_schedule_config;
 
+/* The `optim` and `schedule` config sections (src/optim/optim_config.c). */
+extern const kiln_cfg_schema kiln_optim_section;
+extern const kiln_cfg_schema kiln_schedule_section;
+
 typedef struct kiln_optim kiln_optim;
 
 /* State for the flat parameter range [lo, hi) only (ZeRO shards it; the whole model is

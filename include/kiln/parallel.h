@@ -14,7 +14,17 @@
 #include <stddef.h>
 #include "kiln/comm.h"
 #include "kiln/model.h"
+#include "kiln/config.h"
 #include "kiln/status.h"
+
+/* The `parallel` config section (src/parallel/parallel_config.c). */
+typedef struct kiln_parallel_config {
+    int pp;                      /* pipeline stages (1 until pipeline parallelism lands) */
+    double bucket_mb;            /* data-parallel all-reduce bucket size */
+    int overlap;                 /* start each bucket's all-reduce during backward */
+    int zero;                    /* ZeRO stage 0-3 */
+} kiln_parallel_config;
+extern const kiln_cfg_schema kiln_parallel_section;
 
 typedef struct kiln_dp kiln_dp;
 

@@ -29,11 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "kiln/config.h"
 #include "kiln/status.h"
 
 #define KILN_REGISTRY_NAME_MAX 64
 #define KILN_REGISTRY_URI_PREFIX "registry:"
 #define KILN_REGISTRY_LATEST "latest"
+/* The kind of a version written before versions had one, and of a trained model. */
+#define KILN_REGISTRY_KIND_MODEL "model"
 
 typedef struct kiln_registry_ref {
     char name[KILN_REGISTRY_NAME_MAX + 1];
@@ -41,6 +44,18 @@ typedef struct kiln_registry_ref {
     int64_t version;                        /* the URI's version, or the alias's once resolved;
                                                0 for a plain path */
 } kiln_registry_ref;
+
+/* The `registry` config sections (src/registry/registry_config.c): kiln_registry_section
+ * declares registry.path (every job that reads or writes the registry), and
+ * kiln_registry_publish_section registry.name and registry.alias (jobs that register what
+ * they make); both describe this struct. */
+typedef struct kiln_registry_config {
+    kiln_cfg_str path;           /* registry root; "" = $KILN_REGISTRY, else ./registry */
+    kiln_cfg_str name;           /* register the result under this name; "" = don't */
+    kiln_cfg_str alias;          /* alias moved to the registered version; "" = none */
+} kiln_registry_config;
+extern const kiln_cfg_schema kiln_registry_section;
+extern const kiln_cfg_schema kiln_registry_publish_section;
 
 /* 1 when s starts with "registry:". */
 int kiln_registry_is_uri(const char *s);
@@ -65,13 +80,15 @@ kiln_status kiln_registry_locate(const char *root, const char *path_or_uri, char
 typedef struct kiln_registry_artifact {
     const char *path;          /* the file to register */
     const char *name;          /* its name in the version; NULL = the file's basename */
-    const char *kind;          /* "model", "batch_scores", ...; NULL = "model" */
+    const char *kind;          /* "model", "index", "features", "batch_scores", ...; NULL =
+                                  "model". The first artifact's kind is the version's kind */
     int external;              /* 1: record the path (made absolute) and digest only, for big
                                   outputs that stay where they are; 0: copy into the version */
 } kiln_registry_artifact;
 
-/* Register a new version of model `name` (created on first use) with its artifacts (the first
- * of kind "model" is what URIs resolve to). When that artifact is a kiln checkpoint, params
+/* Register a new version of `name` (created on first use) with its artifacts. The first
+ * artifact's kind is the version's kind ("model", "features", "index", ...; version.json
+ * "kind"; a version without one reads as a model), and it is what URIs resolve to. When that artifact is a kiln checkpoint, params
  * (its config), metrics.step and lineage (config text, data files with sha256, source) are
  * filled from it. fields_json (NULL or a JSON object's text: metrics, params, lineage, parent,
  * role, any other key) is merged over those, one level deep. *version: the new number. */

@@ -43,6 +43,9 @@ int kiln_slurm_tasks_on_node(const char *spec, int node);
 kiln_status kiln_slurm_expand(const kiln_slurm_job *job, const char *what, const char *pattern,
                               char *out, size_t len);
 
+/* Local rank and ranks per node from OMPI_COMM_WORLD_LOCAL_RANK/SIZE (mpirun) or, inside an
+ * srun step, SLURM_LOCALID and the step's tasks on this node; 0 and 1 otherwise. */
+void kiln_local_rank(int *local_rank, int *local_size);
 /* One line for logs: "job 123 step 0 'train' on gpu[01-02] (2 nodes): task 0 of 8, local 0 of
  * 4 on node 0, 6 CPUs per task, restart 1"; "not in a Slurm job" outside. */
 void kiln_slurm_describe(const kiln_slurm_job *job, char *buf, size_t len);

@@ -6,7 +6,17 @@
 #ifndef KILN_STATUS_H
 #define KILN_STATUS_H
 
-typedef enum {
+/* A kiln_status cannot be dropped silently: under C23 (how kiln builds) and C++17 the type is
+ * [[nodiscard]], so a call whose status is ignored is a warning (an error with KILN_WERROR);
+ * `(void)call()` says the status is ignored on purpose. */
+#if (defined(__STDC_VERSION__) && __STDC_VERSION__ > 201710L) || \
+    (defined(__cplusplus) && __cplusplus >= 201703L)
+#define KILN_NODISCARD [[nodiscard]]
+#else
+#define KILN_NODISCARD
+#endif
+
+typedef enum KILN_NODISCARD {
     KILN_OK = 0,
     KILN_ERR_ARG,         /* a caller passed something invalid */
     KILN_ERR_CONFIG,      /* bad YAML, unknown key, wrong type */

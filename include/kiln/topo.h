@@ -8,6 +8,7 @@
 #ifndef KILN_TOPO_H
 #define KILN_TOPO_H
 #include <stdio.h>
+#include "kiln/config.h"
 #include "kiln/status.h"
 
 typedef struct kiln_placement {
@@ -22,9 +23,13 @@ typedef struct kiln_placement {
     char cpuset[128];            /* the bound PUs as a list, e.g. "0-3,8-11" */
 } kiln_placement;
 
-/* Local rank and ranks per node from OMPI_COMM_WORLD_LOCAL_RANK/SIZE (mpirun) or, inside an
- * srun step, SLURM_LOCALID and the step's tasks on this node; 0 and 1 otherwise. */
-void kiln_topo_local_rank(int *local_rank, int *local_size);
+/* The `placement` config section (src/comm/placement_config.c). */
+typedef struct kiln_placement_config {
+    int bind;                    /* bind each rank to its share of the node's cores */
+    int cores_per_rank;          /* 0 = Slurm's --cpus-per-task, else an even split */
+} kiln_placement_config;
+extern const kiln_cfg_schema kiln_placement_section;
+
 /* The plan for one local rank; cores_per_rank > 0 (else Slurm's CPUs per task) overrides the
  * even split. */
 kiln_status kiln_topo_plan(int local_rank, int local_size, int cores_per_rank, kiln_placement *out);

@@ -5,17 +5,18 @@
 #include <stdint.h>
 #include "kiln/comm.h"
 #include "kiln/config.h"
+#include "kiln/job.h"
 #include "kiln/model.h"
+#include "kiln/model_open.h"
 #include "kiln/optim.h"
+#include "kiln/parallel.h"
+#include "kiln/registry.h"
+#include "kiln/topo.h"
 #include "kiln/status.h"
 
 typedef struct kiln_train_config {
     kiln_model_config model;
-    struct {
-        kiln_cfg_str path;          /* HDF5 file from `kiln data import` */
-        kiln_cfg_str train_split;   /* "train" */
-        kiln_cfg_str eval_split;    /* "" = test (classification) or val (text) */
-    } data;
+    kiln_data_config data;
     kiln_optim_config optim;
     kiln_schedule_config schedule;
     struct {
@@ -35,37 +36,39 @@ typedef struct kiln_train_config {
         double progress_interval;   /* seconds between progress lines when not on a terminal */
         kiln_cfg_str precision;     /* "fp32" | "bf16" (bf16 storage, fp32 master; cuda only) */
     } train;
-    struct {
-        kiln_cfg_str name;          /* "cpu" | "cuda" */
-    } backend;
-    struct {
-        kiln_cfg_str path;          /* registry root; "" = $KILN_REGISTRY, else ./registry */
-        kiln_cfg_str name;          /* register the final and best-by-eval models; "" = don't */
-        kiln_cfg_str alias;         /* alias moved to the final version; "" = none */
-    } registry;
-    struct {
-        int bind;                   /* bind each rank to its share of the node's cores */
-        int cores_per_rank;         /* 0 = the node's cores split evenly among its ranks */
-    } placement;
-    struct {
-        int pp;                     /* pipeline stages (1 until pipeline parallelism lands) */
-        double bucket_mb;           /* data-parallel all-reduce bucket size */
-        int overlap;                /* start each bucket's all-reduce during backward */
-        int zero;                   /* ZeRO stage: 0, or 1 (optimizer state sharded) */
-    } parallel;
+    kiln_backend_config backend;
+    kiln_registry_config registry;  /* path; name and alias: what the run registers */
+    kiln_placement_config placement;
+    kiln_parallel_config parallel;
 } kiln_train_config;
 
 extern const kiln_cfg_schema kiln_train_schema;
 
+/* Called after every evaluation (periodic ones and the final one) on every rank, with the
+ * step it evaluated: return 1 to stop the run there. A sweep stops a trial at its rung this
+ * way; the learning-rate schedule stays the one train.steps defines. */
+typedef int (*kiln_train_eval_hook)(void *ctx, long step, const kiln_eval_result *ev);
+
 typedef struct kiln_train_opts {
-    const char *config_path;
-    const char *const *overrides;
-    int n_overrides;
+    const kiln_train_config *cfg;   /* loaded and validated (kiln_train_validate) */
     const char *resume;             /* "auto" (default), "never", or a checkpoint path */
-    kiln_comm *comm;                /* the ranks of this job */
+    kiln_comm *comm;                /* the ranks of this run (a sweep worker's group) */
+    const kiln_backend *be;
+    kiln_rank_setup place;          /* this rank's threads, cores and GPU */
+    long stop_at;                   /* stop after this step, checkpointed (0: train.steps) */
+    kiln_train_eval_hook on_eval;   /* may be NULL */
+    void *hook_ctx;
 } kiln_train_opts;
 
-/* Run training to completion (or resume it). */
+/* What the job runtime calls before anything runs: checks that span keys, names the run after
+ * its Slurm job (%j in train.out_dir), pins a train.init_from alias to its version, and says
+ * what the ranks need (placement, threads, backend). */
+kiln_status kiln_train_validate(kiln_train_config *cfg, kiln_job_resources *res);
+
+/* Run training to train.steps (or opts->stop_at), resuming where the run directory says. */
 kiln_status kiln_train_run(const kiln_train_opts *opts);
+
+/* `kiln train` in the job table. */
+extern const kiln_job_kind kiln_train_job;
 
 #endif

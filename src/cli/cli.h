@@ -1,16 +1,13 @@
-/* The subcommands of `kiln`, one file each; main.c dispatches. Each returns a process exit
- * code and prints its own --help. */
+/* The tools of `kiln` that are not job kinds, one file each; main.c dispatches them and the
+ * job table. Each returns a process exit code and prints its own --help. */
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 #include "kiln/status.h"
 
-int kiln_cmd_train(int argc, char **argv);
 int kiln_cmd_data(int argc, char **argv);
 int kiln_cmd_ckpt(int argc, char **argv);
 int kiln_cmd_topo(int argc, char **argv);
 int kiln_cmd_registry(int argc, char **argv);
-int kiln_cmd_eval(int argc, char **argv);
-int kiln_cmd_infer(int argc, char **argv);
 
 /* Print the recorded error ("kiln <cmd>: error: ...", traceback with KILN_LOG=debug) and
  * return the exit code for status st. */

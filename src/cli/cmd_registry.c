@@ -17,6 +17,7 @@ static void registry_usage(FILE *f)
             "  ls [NAME]                      models, or a model's versions with metrics and aliases\n"
             "  show MODEL [--path]            a version's version.json (--path: its model file)\n"
             "  register NAME FILE [options]   add FILE (a checkpoint) as a new version; prints its URI\n"
+            "      --kind KIND                what FILE is: model (default), index, features, ...\n"
             "      --artifact FILE            another file to store with it (repeatable)\n"
             "      --external                 record FILE's path and sha256 instead of copying it\n"
             "      --metric KEY=NUMBER        (repeatable)   --param KEY=VALUE (repeatable)\n"
@@ -86,9 +87,11 @@ static int set_pair(json_t *obj, const char *arg, int numbers_only)
     return 1;
 }
 
+enum { MAX_ARTIFACTS = 16 }; /* the version's file and up to 15 --artifact files */
+
 typedef struct register_args {
     const char *name, *alias;
-    kiln_registry_artifact artifacts[16];
+    kiln_registry_artifact artifacts[MAX_ARTIFACTS];
     int n_artifacts;
     json_t *fields;
 } register_args;
@@ -102,7 +105,7 @@ static int parse_register(int argc, char **argv, register_args *a)
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int takes_value = !strcmp(o, "--artifact") || !strcmp(o, "--metric") ||
                           !strcmp(o, "--param") || !strcmp(o, "--parent") ||
-                          !strcmp(o, "--alias") || !strcmp(o, "--fields");
+                          !strcmp(o, "--alias") || !strcmp(o, "--fields") || !strcmp(o, "--kind");
         if (takes_value && !val) {
             fprintf(stderr, "kiln registry register: %s needs a value\n", o);
             return 0;
@@ -110,8 +113,19 @@ static int parse_register(int argc, char **argv, register_args *a)
         if (takes_value) i++;
         if (!strcmp(o, "--external")) {
             a->artifacts[0].external = 1;
-        } else if (!strcmp(o, "--artifact") && a->n_artifacts < 16) {
+        } else if (!strcmp(o, "--artifact")) {
+            if (a->n_artifacts == MAX_ARTIFACTS) {
+                fprintf(stderr, "kiln registry register: at most %d --artifact files, found "
+                        "more\n", MAX_ARTIFACTS - 1);
+                return 0;
+            }
             a->artifacts[a->n_artifacts++] = (kiln_registry_artifact){val, NULL, "file", 0};
+        } else if (!strcmp(o, "--kind")) {
+            if (kiln_registry_check_name("kind", val) != KILN_OK) {
+                fprintf(stderr, "kiln registry register: %s\n", kiln_error_message());
+                return 0;
+            }
+            a->artifacts[0].kind = val;
         } else if (!strcmp(o, "--metric") || !strcmp(o, "--param")) {
             if (!set_pair(o[2] == 'm' ? metrics : params, val, o[2] == 'm')) return 0;
         } else if (!strcmp(o, "--parent")) {
@@ -156,10 +170,10 @@ static int cmd_register(const char *root, int argc, char **argv)
         json_decref(a.fields);
         return 2;
     }
-    /* every version's model file has the same name: model.h5, model.onnx, ... */
-    char model_name[64];
+    /* every version's file has the same name, its kind's: model.h5, index.h5, model.onnx, ... */
+    char model_name[128];
     const char *ext = strrchr(a.artifacts[0].path, '.');
-    snprintf(model_name, sizeof model_name, "model%s",
+    snprintf(model_name, sizeof model_name, "%s%s", a.artifacts[0].kind,
              ext && !strchr(ext, '/') && strlen(ext) < 16 ? ext : "");
     a.artifacts[0].name = model_name;
     char *fields = json_dumps(a.fields, JSON_COMPACT | JSON_REAL_PRECISION(15));

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "kiln/slurm.h"
 #include "kiln/topo.h"
 
 static void topo_usage(FILE *f)
@@ -18,7 +19,7 @@ static void topo_usage(FILE *f)
 int kiln_cmd_topo(int argc, char **argv)
 {
     int local_rank, ranks, cores = 0;
-    kiln_topo_local_rank(&local_rank, &ranks);
+    kiln_local_rank(&local_rank, &ranks);
     for (int i = 1; i < argc; i++) {
         if (kiln_cli_is_help(argv[i])) { topo_usage(stdout); return 0; }
         int has_value = i + 1 < argc;

@@ -5,6 +5,7 @@
 #include "kiln/comm.h"
 #include "kiln/comm_mpi.h"
 #include <mpi.h>
+#include "kiln/runtime.h"
 #include <stdlib.h>
 #include <string.h>
 #include "nccl.h"
@@ -13,10 +14,13 @@ struct kiln_comm {
     MPI_Comm world, dp, pp;
     int owns_mpi; /* we called MPI_Init, so we finalize */
     kiln_nccl *nccl; /* NULL until a device backend is attached */
+    int failure_agreed; /* the last agreement ended in a failure that every rank knows of */
 };
 
 struct kiln_comm_request {
     MPI_Request r;
+    MPI_Request *more;           /* the further pieces of a collective split at max_count */
+    int n_more;
     void *nccl_done;             /* a device all-reduce: its completion event */
     int *counts;                 /* kept alive until completion, as MPI requires */
     float *move_to, *move_from;  /* in-place reduce-scatter: MPI leaves the slice at the start */
@@ -37,6 +41,14 @@ static kiln_status mpi_status(int rc, const char *what)
     MPI_Error_string(rc, msg, &len);
     return KILN_ERROR(KILN_ERR_MPI, "%s failed: %s", what, msg);
 }
+
+/* The most elements one MPI call carries: MPI counts are int. Collectives over more are split
+ * into pieces of this size; what cannot be split (an all-gather's int displacements) is
+ * refused. Tests lower it to exercise the splitting. */
+static size_t max_count = KILN_COMM_MAX_COUNT;
+
+void kiln_comm_set_max_count(size_t n) { max_count = n ? n : KILN_COMM_MAX_COUNT; }
+size_t kiln_comm_max_count(void) { return max_count; }
 
 static MPI_Comm axis_comm(const kiln_comm *c, kiln_axis axis)
 {
@@ -92,6 +104,9 @@ void kiln_comm_finalize(kiln_comm *c)
     kiln_nccl_free(c->nccl);
     if (c->dp != MPI_COMM_NULL && c->dp) MPI_Comm_free(&c->dp);
     if (c->pp != MPI_COMM_NULL && c->pp) MPI_Comm_free(&c->pp);
+    /* a sub-communicator's world is its own (kiln_comm_split) */
+    if (c->world != MPI_COMM_NULL && c->world && c->world != MPI_COMM_WORLD)
+        MPI_Comm_free(&c->world);
     if (c->owns_mpi) MPI_Finalize();
     free(c);
 }
@@ -110,19 +125,29 @@ int kiln_comm_size(const kiln_comm *c, kiln_axis axis)
     return n;
 }
 
+/* An in-place sum of n elements of `type` (elem bytes each), max_count at a time. */
+static kiln_status allreduce_pieces(kiln_comm *c, kiln_axis axis, void *buf, size_t n,
+                                    MPI_Datatype type, size_t elem, const char *what)
+{
+    for (size_t at = 0; at < n; at += max_count) {
+        int count = (int)(n - at < max_count ? n - at : max_count);
+        KILN_CHECK(mpi_status(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, count, type,
+                                            MPI_SUM, axis_comm(c, axis)), what));
+    }
+    return KILN_OK;
+}
+
 kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n)
 {
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
     if (on_device(c, buf)) return kiln_nccl_allreduce(c->nccl, axis, buf, n);
-    return mpi_status(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, axis_comm(c, axis)),
-                      "MPI_Allreduce(float)");
+    return allreduce_pieces(c, axis, buf, n, MPI_FLOAT, sizeof(float), "MPI_Allreduce(float)");
 }
 
 kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n)
 {
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
-    return mpi_status(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, axis_comm(c, axis)),
-                      "MPI_Allreduce(double)");
+    return allreduce_pieces(c, axis, buf, n, MPI_DOUBLE, sizeof(double), "MPI_Allreduce(double)");
 }
 
 /* MPI carries fp32 only: bf16 buffers are device buffers (NCCL) or a mistake. */
@@ -150,9 +175,22 @@ kiln_status kiln_comm_iallreduce_typed(kiln_comm *c, kiln_axis axis, kiln_precis
     if (on_device(c, buf))
         return kiln_nccl_iallreduce(c->nccl, axis, type, buf, n, &(*req)->nccl_done);
     KILN_CHECK(mpi_float_only(type, "all-reduce")); /* the caller still waits (and frees) *req */
-    return mpi_status(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM,
-                                     axis_comm(c, axis), &(*req)->r),
-                      "MPI_Iallreduce");
+    kiln_comm_request *q = *req;
+    size_t pieces = (n + max_count - 1) / max_count;
+    if (pieces > 1) {
+        q->more = malloc((pieces - 1) * sizeof *q->more);
+        KILN_CHECK_ALLOC(q->more);
+    }
+    for (size_t p = 0; p < pieces; p++) {
+        size_t at = p * max_count;
+        int count = (int)(n - at < max_count ? n - at : max_count);
+        MPI_Request *r = p ? &q->more[q->n_more] : &q->r;
+        KILN_CHECK(mpi_status(MPI_Iallreduce(MPI_IN_PLACE, buf + at, count, MPI_FLOAT, MPI_SUM,
+                                             axis_comm(c, axis), r),
+                              "MPI_Iallreduce"));
+        if (p) q->n_more++;
+    }
+    return KILN_OK;
 }
 
 kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
@@ -199,8 +237,17 @@ kiln_status kiln_comm_test(kiln_comm_request *req, int *done)
 {
     *done = 1;
     if (req->nccl_done) return kiln_nccl_done(req->nccl_done, done);
+    if (req->n_more) {
+        int all = 0;
+        KILN_CHECK(mpi_status(MPI_Testall(req->n_more, req->more, &all, MPI_STATUSES_IGNORE),
+                              "MPI_Testall"));
+        *done = all;
+    }
     if (req->r == MPI_REQUEST_NULL) return KILN_OK;
-    return mpi_status(MPI_Test(&req->r, done, MPI_STATUS_IGNORE), "MPI_Test");
+    int first = 0;
+    KILN_CHECK(mpi_status(MPI_Test(&req->r, &first, MPI_STATUS_IGNORE), "MPI_Test"));
+    *done = *done && first;
+    return KILN_OK;
 }
 
 kiln_status kiln_comm_wait(kiln_comm_request *req)
@@ -211,9 +258,12 @@ kiln_status kiln_comm_wait(kiln_comm_request *req)
         return st;
     }
     int rc = req->r == MPI_REQUEST_NULL ? MPI_SUCCESS : MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS && req->n_more)
+        rc = MPI_Waitall(req->n_more, req->more, MPI_STATUSES_IGNORE);
     if (rc == MPI_SUCCESS && req->move_n && req->move_to != req->move_from)
         memmove(req->move_to, req->move_from, req->move_n * sizeof(float));
     free(req->counts);
+    free(req->more);
     free(req);
     return mpi_status(rc, "MPI_Wait");
 }
@@ -259,7 +309,12 @@ kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send
 kiln_status kiln_comm_bcast(kiln_comm *c, kiln_axis axis, void *buf, size_t bytes, int root)
 {
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
-    return mpi_status(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, axis_comm(c, axis)), "MPI_Bcast");
+    for (size_t at = 0; at < bytes; at += max_count) {
+        int count = (int)(bytes - at < max_count ? bytes - at : max_count);
+        KILN_CHECK(mpi_status(MPI_Bcast((char *)buf + at, count, MPI_BYTE, root,
+                                        axis_comm(c, axis)), "MPI_Bcast"));
+    }
+    return KILN_OK;
 }
 
 kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
@@ -269,26 +324,44 @@ kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *
         memcpy(recv, send, bytes);
         return KILN_OK;
     }
+    if (bytes > max_count)
+        return KILN_ERROR(KILN_ERR_ARG, "all-gather of %zu bytes a rank: more than one MPI call "
+                          "carries (%zu)", bytes, max_count);
     return mpi_status(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE,
                                     axis_comm(c, axis)),
                       "MPI_Allgather");
 }
 
-kiln_status kiln_comm_agree(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code)
+kiln_status kiln_comm_agree_stop(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code,
+                                 int *stop)
 {
-    int failed = st != KILN_OK, total = failed;
+    /* any failure, any stop request, and the failure's code (so that every rank ends with the
+     * same kind of error, and the same exit code) */
+    int mine[3] = {st != KILN_OK, stop && kiln_signals_pending() != 0, (int)st};
+    int any[3] = {mine[0], mine[1], mine[2]};
     if (kiln_comm_size(c, axis) > 1) {
-        kiln_status a = mpi_status(MPI_Allreduce(&failed, &total, 1, MPI_INT, MPI_SUM,
+        kiln_status a = mpi_status(MPI_Allreduce(mine, any, 3, MPI_INT, MPI_MAX,
                                                  axis_comm(c, axis)),
                                    "MPI_Allreduce(agree)");
         if (a != KILN_OK) return st != KILN_OK ? st : a;
     }
+    /* only an agreement over the whole world lets every rank leave without an abort */
+    if (axis == KILN_AXIS_WORLD || kiln_comm_size(c, KILN_AXIS_WORLD) == kiln_comm_size(c, axis))
+        c->failure_agreed = any[0] > 0;
+    if (stop) *stop = any[1] > 0;
     if (st != KILN_OK) return st;
-    if (total)
-        return KILN_ERROR(code, "%d other rank%s failed (%s message names the cause)", total,
-                          total > 1 ? "s" : "", total > 1 ? "their" : "its");
+    if (any[0])
+        return KILN_ERROR(code == KILN_ERR_INTERNAL ? (kiln_status)any[2] : code,
+                          "another rank failed (its message names the cause)");
     return KILN_OK;
 }
+
+kiln_status kiln_comm_agree(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code)
+{
+    return kiln_comm_agree_stop(c, axis, st, code, NULL);
+}
+
+int kiln_comm_failure_agreed(const kiln_comm *c) { return c && c->failure_agreed; }
 
 kiln_status kiln_comm_barrier(kiln_comm *c)
 {
@@ -298,4 +371,59 @@ kiln_status kiln_comm_barrier(kiln_comm *c)
 void kiln_comm_abort(kiln_comm *c, int code)
 {
     if (c && kiln_comm_size(c, KILN_AXIS_WORLD) > 1) MPI_Abort(c->world, code);
+}
+
+/* ---- sub-communicators ---- */
+
+kiln_status kiln_comm_split(kiln_comm *c, int color, int key, kiln_comm **out)
+{
+    *out = NULL;
+    kiln_comm *s = calloc(1, sizeof *s);
+    KILN_CHECK_ALLOC(s);
+    s->world = s->dp = s->pp = MPI_COMM_NULL;
+    kiln_status st = mpi_status(MPI_Comm_split(c->world, color, key, &s->world), "MPI_Comm_split");
+    if (st == KILN_OK) MPI_Comm_set_errhandler(s->world, MPI_ERRORS_RETURN);
+    /* a group is one data-parallel axis: the grid of a sub-communicator is 1 x size */
+    if (st == KILN_OK) st = mpi_status(MPI_Comm_dup(s->world, &s->dp), "MPI_Comm_dup(dp)");
+    if (st == KILN_OK) {
+        int rank;
+        MPI_Comm_rank(s->world, &rank);
+        st = mpi_status(MPI_Comm_split(s->world, rank, 0, &s->pp), "MPI_Comm_split(pp)");
+    }
+    if (st != KILN_OK) {
+        kiln_comm_finalize(s);
+        return st;
+    }
+    *out = s;
+    return KILN_OK;
+}
+
+/* ---- point to point ---- */
+
+kiln_status kiln_comm_isend(kiln_comm *c, kiln_axis axis, int peer, int tag, kiln_precision type,
+                            const float *buf, size_t n, kiln_comm_request **req)
+{
+    KILN_CHECK(new_request(req));
+    if (on_device(c, buf))
+        return kiln_nccl_send(c->nccl, axis, peer, type, buf, n, &(*req)->nccl_done);
+    KILN_CHECK(mpi_float_only(type, "send"));
+    if (n > max_count)
+        return KILN_ERROR(KILN_ERR_ARG, "send of %zu elements: more than one MPI call carries "
+                          "(%zu)", n, max_count);
+    return mpi_status(MPI_Isend(buf, (int)n, MPI_FLOAT, peer, tag, axis_comm(c, axis), &(*req)->r),
+                      "MPI_Isend");
+}
+
+kiln_status kiln_comm_irecv(kiln_comm *c, kiln_axis axis, int peer, int tag, kiln_precision type,
+                            float *buf, size_t n, kiln_comm_request **req)
+{
+    KILN_CHECK(new_request(req));
+    if (on_device(c, buf))
+        return kiln_nccl_recv(c->nccl, axis, peer, type, buf, n, &(*req)->nccl_done);
+    KILN_CHECK(mpi_float_only(type, "receive"));
+    if (n > max_count)
+        return KILN_ERROR(KILN_ERR_ARG, "receive of %zu elements: more than one MPI call carries "
+                          "(%zu)", n, max_count);
+    return mpi_status(MPI_Irecv(buf, (int)n, MPI_FLOAT, peer, tag, axis_comm(c, axis), &(*req)->r),
+                      "MPI_Irecv");
 }

@@ -218,3 +218,19 @@ kiln_status kiln_nccl_gather(kiln_nccl *n, kiln_axis axis, const float *send, fl
     NCCL_CHECK(g);
     return end(n, NULL);
 }
+
+kiln_status kiln_nccl_send(kiln_nccl *n, kiln_axis axis, int peer, kiln_precision type,
+                           const void *buf, size_t count, void **done)
+{
+    KILN_CHECK(begin(n));
+    NCCL_CHECK(ncclSend(buf, count, nccl_type(type), peer, n->axis[axis], n->stream));
+    return end(n, done);
+}
+
+kiln_status kiln_nccl_recv(kiln_nccl *n, kiln_axis axis, int peer, kiln_precision type, void *buf,
+                           size_t count, void **done)
+{
+    KILN_CHECK(begin(n));
+    NCCL_CHECK(ncclRecv(buf, count, nccl_type(type), peer, n->axis[axis], n->stream));
+    return end(n, done);
+}

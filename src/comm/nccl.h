@@ -31,6 +31,12 @@ kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis axis, kiln_precision typ
                                 const int *counts, const int *displs);
 kiln_status kiln_nccl_gather(kiln_nccl *n, kiln_axis axis, const float *send, float *recv,
                              const int *counts, const int *displs, int root);
+/* Point to point on NCCL's stream after the compute stream's work so far; *done as for
+ * kiln_nccl_iallreduce. */
+kiln_status kiln_nccl_send(kiln_nccl *n, kiln_axis axis, int peer, kiln_precision type,
+                           const void *buf, size_t count, void **done);
+kiln_status kiln_nccl_recv(kiln_nccl *n, kiln_axis axis, int peer, kiln_precision type, void *buf,
+                           size_t count, void **done);
 #else
 static inline kiln_status kiln_nccl_create(MPI_Comm world, MPI_Comm dp, MPI_Comm pp,
                                            kiln_nccl **out)
@@ -64,6 +70,16 @@ static inline kiln_status kiln_nccl_allgather(kiln_nccl *n, kiln_axis a, kiln_pr
 }
 static inline kiln_status kiln_nccl_gather(kiln_nccl *n, kiln_axis a, const float *s, float *r,
                                            const int *c, const int *d, int root)
+{
+    return KILN_NCCL_UNREACHABLE;
+}
+static inline kiln_status kiln_nccl_send(kiln_nccl *n, kiln_axis a, int peer, kiln_precision t,
+                                         const void *b, size_t c, void **d)
+{
+    return KILN_NCCL_UNREACHABLE;
+}
+static inline kiln_status kiln_nccl_recv(kiln_nccl *n, kiln_axis a, int peer, kiln_precision t,
+                                         void *b, size_t c, void **d)
 {
     return KILN_NCCL_UNREACHABLE;
 }

@@ -7,24 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int env_int(const char *name, int fallback)
-{
-    const char *s = getenv(name);
-    return s && *s ? atoi(s) : fallback;
-}
-
-void kiln_topo_local_rank(int *local_rank, int *local_size)
-{
-    /* inside an srun step Slurm knows the layout; the batch script itself (no step) and a
-     * process outside Slurm are one rank alone unless mpirun says otherwise */
-    const kiln_slurm_job *job = kiln_slurm();
-    int in_step = job->in_job && job->step_id >= 0 && job->tasks_on_node > 0;
-    *local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", in_step ? job->local_id : 0);
-    *local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", in_step ? job->tasks_on_node : 1);
-    if (*local_size < 1) *local_size = 1;
-    if (*local_rank < 0 || *local_rank >= *local_size) *local_rank = 0;
-}
-
 static kiln_status topo_load(hwloc_topology_t *t)
 {
     if (hwloc_topology_init(t) != 0)
@@ -182,7 +164,7 @@ kiln_status kiln_topo_print(FILE *f, int ranks_per_node, int cores_per_rank)
 kiln_status kiln_topo_place_rank(int bind, int cores_per_rank, int threads, kiln_rank_setup *out)
 {
     int local_rank, local_size;
-    kiln_topo_local_rank(&local_rank, &local_size);
+    kiln_local_rank(&local_rank, &local_size);
     const kiln_slurm_job *job = kiln_slurm();
     if (job->in_job) { /* where the job runs, first in every job kind's log */
         char where[1024];

@@ -20,9 +20,10 @@ static const char *const cfg_type_wants[] = {
     "a string", "a list of integers"};
 
 typedef struct {
-    const kiln_cfg_schema *schema;
+    const kiln_cfg_schema *schema; /* flat: one section holding every key (cfg_flatten) */
     char *base;         /* the struct being filled */
     char origin[1024];  /* "configs/x.yaml", "--set optim.lr=1", "schema 'train' default" */
+    int only_sections;  /* skip top-level sections the schema does not have */
 } cfg_loader;
 
 static kiln_status cfg_fail(const cfg_loader *ld, int line, const char *fmt, ...)
@@ -38,6 +39,61 @@ static kiln_status cfg_fail(const cfg_loader *ld, int line, const char *fmt, ...
     if (line > 0) return KILN_ERROR(KILN_ERR_CONFIG, "%s:%d: %s", ld->origin, line, msg);
     return KILN_ERROR(KILN_ERR_CONFIG, "%s: %s", ld->origin, msg);
 }
+
+/* ---- schemas: sections and compositions ---- */
+
+static kiln_status cfg_append_keys(const kiln_cfg_schema *section, size_t base,
+                                   kiln_cfg_key *keys, const char **owner, size_t *n)
+{
+    if (section->n_parts)
+        return KILN_ERROR(KILN_ERR_CONFIG, "schema '%s' is a composition: it cannot be a part of "
+                          "another", section->name);
+    for (size_t i = 0; i < section->n_keys; i++) {
+        const kiln_cfg_key *k = &section->keys[i];
+        for (size_t j = 0; j < *n; j++)
+            if (!strcmp(keys[j].path, k->path))
+                return KILN_ERROR(KILN_ERR_CONFIG, "key '%s' is declared twice: by section '%s' "
+                                  "and by section '%s'", k->path, owner[j], section->name);
+        keys[*n] = *k;
+        keys[*n].offset += base;
+        owner[(*n)++] = section->name;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_config_keys(const kiln_cfg_schema *schema, kiln_cfg_key **keys, size_t *n)
+{
+    size_t total = schema->n_keys;
+    for (size_t p = 0; p < schema->n_parts; p++) total += schema->parts[p].section->n_keys;
+    kiln_cfg_key *all = calloc(total ? total : 1, sizeof *all);
+    const char **owner = calloc(total ? total : 1, sizeof *owner);
+    kiln_status st = all && owner ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "schema '%s'", schema->name);
+    *n = 0;
+    if (st == KILN_OK && schema->n_keys)
+        st = cfg_append_keys(&(kiln_cfg_schema){schema->name, schema->keys, schema->n_keys, NULL, 0},
+                             0, all, owner, n);
+    for (size_t p = 0; p < schema->n_parts && st == KILN_OK; p++)
+        st = cfg_append_keys(schema->parts[p].section, schema->parts[p].offset, all, owner, n);
+    free(owner);
+    if (st != KILN_OK) {
+        free(all);
+        return st;
+    }
+    *keys = all;
+    return KILN_OK;
+}
+
+/* The schema as one flat section (flat->keys is allocated: cfg_flat_free). */
+static kiln_status cfg_flatten(const kiln_cfg_schema *schema, kiln_cfg_schema *flat)
+{
+    kiln_cfg_key *keys;
+    size_t n;
+    KILN_CHECK(kiln_config_keys(schema, &keys, &n));
+    *flat = (kiln_cfg_schema){schema->name, keys, n, NULL, 0};
+    return KILN_OK;
+}
+
+static void cfg_flat_free(kiln_cfg_schema *flat) { free((void *)flat->keys); }
 
 /* ---- schema lookups ---- */
 
@@ -161,6 +217,8 @@ static kiln_status cfg_not_a_key(const cfg_loader *ld, const kiln_cfg_node *node
         return cfg_fail(ld, node->line, "'%s' is a section (%s): expected a mapping, found %s",
                         node->path, info, found);
     }
+    size_t top = strcspn(node->path, ".");
+    if (ld->only_sections && !cfg_is_section(ld->schema, node->path, top)) return KILN_OK;
     cfg_unknown_hint(ld->schema, node->path, info, sizeof info);
     return cfg_fail(ld, node->line, "unknown key '%s'%s", node->path, info);
 }
@@ -363,7 +421,7 @@ static kiln_status cfg_apply_override(cfg_loader *ld, const char *arg)
     char *path = strndup(arg, (size_t)(eq - arg));
     KILN_CHECK_ALLOC(path);
     const char *value = eq + 1;
-    kiln_status st = cfg_on_node(ld, &(kiln_cfg_node){KILN_CFG_NODE_SCALAR, path, 0, &value, 1});
+    kiln_status st = cfg_on_node(ld, &(kiln_cfg_node){KILN_CFG_NODE_SCALAR, path, 0, &value, 1, 0});
     free(path);
     return st;
 }
@@ -379,20 +437,25 @@ static size_t cfg_field_size(kiln_cfg_type type)
     }
 }
 
-kiln_status kiln_config_load_text(const kiln_cfg_schema *schema, void *out, const char *yaml_text,
-                                  const char *origin, const char *const *overrides,
-                                  int n_overrides)
+static kiln_status cfg_load(const kiln_cfg_schema *schema, void *out, const char *yaml_text,
+                            const char *origin, const char *const *overrides, int n_overrides,
+                            int only_sections)
 {
+    kiln_cfg_schema flat;
+    KILN_CHECK(cfg_flatten(schema, &flat));
     /* fill a copy and publish it only on success, so a rejected config leaves *out untouched */
     size_t extent = 0;
-    for (size_t i = 0; i < schema->n_keys; i++) {
-        size_t end = schema->keys[i].offset + cfg_field_size(schema->keys[i].type);
+    for (size_t i = 0; i < flat.n_keys; i++) {
+        size_t end = flat.keys[i].offset + cfg_field_size(flat.keys[i].type);
         if (end > extent) extent = end;
     }
     char *scratch = malloc(extent ? extent : 1);
-    KILN_CHECK_ALLOC(scratch);
+    if (!scratch) {
+        cfg_flat_free(&flat);
+        return KILN_ERROR(KILN_ERR_NOMEM, "out of memory loading a '%s' config", schema->name);
+    }
     memcpy(scratch, out, extent);
-    cfg_loader ld = {.schema = schema, .base = scratch};
+    cfg_loader ld = {.schema = &flat, .base = scratch, .only_sections = only_sections};
     kiln_status st;
     KILN_CHECK_GOTO(st, cfg_apply_defaults(&ld), done);
     if (yaml_text) {
@@ -404,7 +467,21 @@ kiln_status kiln_config_load_text(const kiln_cfg_schema *schema, void *out, cons
     memcpy(out, scratch, extent);
 done:
     free(scratch);
+    cfg_flat_free(&flat);
     return st;
+}
+
+kiln_status kiln_config_load_text(const kiln_cfg_schema *schema, void *out, const char *yaml_text,
+                                  const char *origin, const char *const *overrides,
+                                  int n_overrides)
+{
+    return cfg_load(schema, out, yaml_text, origin, overrides, n_overrides, 0);
+}
+
+kiln_status kiln_config_load_sections(const kiln_cfg_schema *schema, void *out,
+                                      const char *yaml_text, const char *origin)
+{
+    return cfg_load(schema, out, yaml_text, origin, NULL, 0, 1);
 }
 
 static kiln_status cfg_read_file(const char *path, char **text)
@@ -446,6 +523,28 @@ kiln_status kiln_config_load(const kiln_cfg_schema *schema, void *out, const cha
     return KILN_OK;
 }
 
+/* ---- reading without a schema ---- */
+
+typedef struct {
+    kiln_config_value_fn fn;
+    void *ctx;
+} cfg_value_walk;
+
+static kiln_status cfg_on_value(void *ctx, const kiln_cfg_node *node)
+{
+    const cfg_value_walk *w = ctx;
+    if (node->kind == KILN_CFG_NODE_MAPPING) return KILN_OK;
+    return w->fn(w->ctx, node->path, node->items, node->n_items,
+                 node->kind == KILN_CFG_NODE_SEQUENCE, node->quoted);
+}
+
+kiln_status kiln_config_walk_values(const char *yaml_text, const char *origin,
+                                    kiln_config_value_fn fn, void *ctx)
+{
+    cfg_value_walk w = {fn, ctx};
+    return kiln_config_yaml_walk(yaml_text, origin, cfg_on_value, &w);
+}
+
 /* ---- help ---- */
 
 enum { CFG_HELP_COLS = 5 };
@@ -465,8 +564,14 @@ static void cfg_help_line(FILE *f, const int *width, const char *const *row)
             row[2], width[3], row[3], row[4]);
 }
 
-void kiln_config_print_help(const kiln_cfg_schema *schema, FILE *f)
+void kiln_config_print_help(const kiln_cfg_schema *whole, FILE *f)
 {
+    kiln_cfg_schema flat;
+    if (cfg_flatten(whole, &flat) != KILN_OK) {
+        fprintf(f, "schema '%s' is broken: %s\n", whole->name, kiln_error_message());
+        return;
+    }
+    const kiln_cfg_schema *schema = &flat;
     const char *row[CFG_HELP_COLS] = {"KEY", "TYPE", "DEFAULT", "CHOICES", "HELP"};
     int width[CFG_HELP_COLS - 1];
     for (int c = 0; c < CFG_HELP_COLS - 1; c++) width[c] = (int)strlen(row[c]);
@@ -483,4 +588,5 @@ void kiln_config_print_help(const kiln_cfg_schema *schema, FILE *f)
         cfg_help_row(&schema->keys[i], row);
         cfg_help_line(f, width, row);
     }
+    cfg_flat_free(&flat);
 }

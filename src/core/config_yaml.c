@@ -122,7 +122,7 @@ static kiln_status walk_sequence(walker *w, int line)
         items[n++] = item;
     }
     KILN_CHECK_GOTO(st, walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_SEQUENCE, w->path, line,
-                                                      (const char *const *)items, n}), done);
+                                                      (const char *const *)items, n, 0}), done);
 done:
     for (int i = 0; i < n; i++) free(items[i]);
     free(items);
@@ -138,11 +138,13 @@ static kiln_status walk_value(walker *w, yaml_event_t *ev, int line)
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
         const char *text = (const char *)ev->data.scalar.value;
-        st = walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_SCALAR, w->path, line, &text, 1});
+        int quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                     ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+        st = walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_SCALAR, w->path, line, &text, 1, quoted});
         break;
     }
     case YAML_MAPPING_START_EVENT:
-        st = walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_MAPPING, w->path, line, NULL, 0});
+        st = walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_MAPPING, w->path, line, NULL, 0, 0});
         if (st == KILN_OK) st = walk_mapping(w);
         break;
     case YAML_SEQUENCE_START_EVENT:
@@ -302,18 +304,24 @@ static void emit_section(FILE *f, const kiln_cfg_schema *schema, const void *cfg
     }
 }
 
-char *kiln_config_to_yaml(const kiln_cfg_schema *schema, const void *cfg)
+char *kiln_config_to_yaml(const kiln_cfg_schema *whole, const void *cfg)
 {
     char *text = NULL;
     size_t len = 0;
-    unsigned char *done = calloc(schema->n_keys ? schema->n_keys : 1, 1);
+    kiln_cfg_key *keys;
+    size_t n;
+    if (kiln_config_keys(whole, &keys, &n) != KILN_OK) return NULL;
+    kiln_cfg_schema schema = {whole->name, keys, n, NULL, 0};
+    unsigned char *done = calloc(n ? n : 1, 1);
     FILE *f = done ? open_memstream(&text, &len) : NULL;
     if (!f) {
         free(done);
+        free(keys);
         return NULL;
     }
-    emit_section(f, schema, cfg, "", 0, 0, done);
+    emit_section(f, &schema, cfg, "", 0, 0, done);
     free(done);
+    free(keys);
     if (fclose(f) != 0) {
         free(text);
         return NULL;

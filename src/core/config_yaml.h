@@ -19,6 +19,7 @@ typedef struct {
     int line;                 /* 1-based line of the key; 0 where there is no line (--set) */
     const char *const *items;
     int n_items;
+    int quoted;               /* a quoted scalar: a string, whatever its text looks like */
 } kiln_cfg_node;
 
 typedef kiln_status (*kiln_cfg_node_fn)(void *ctx, const kiln_cfg_node *node);

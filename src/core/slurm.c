@@ -135,3 +135,15 @@ void kiln_slurm_describe(const kiln_slurm_job *j, char *buf, size_t len)
              j->proc_id, j->ntasks, j->local_id, j->tasks_on_node, j->node_id, cpus,
              j->restart_count);
 }
+
+void kiln_local_rank(int *local_rank, int *local_size)
+{
+    /* inside an srun step Slurm knows the layout; the batch script itself (no step) and a
+     * process outside Slurm are one rank alone unless mpirun says otherwise */
+    const kiln_slurm_job *job = kiln_slurm();
+    int in_step = job->in_job && job->step_id >= 0 && job->tasks_on_node > 0;
+    *local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", in_step ? job->local_id : 0);
+    *local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", in_step ? job->tasks_on_node : 1);
+    if (*local_size < 1) *local_size = 1;
+    if (*local_rank < 0 || *local_rank >= *local_size) *local_rank = 0;
+}

@@ -69,6 +69,7 @@ static const kiln_backend cpu_backend = {
         .zero = kiln_cpu_zero,
         .axpy = kiln_cpu_axpy,
         .cast_from_f32 = cpu_cast_from_f32,
+        .row_sq_norms = kiln_cpu_row_sq_norms,
     },
 };
 

@@ -1,4 +1,5 @@
-/* CPU GEMM and the linear layer built on it: OpenBLAS sgemm, row-major. */
+/* CPU GEMM, the linear layer built on it (OpenBLAS sgemm, row-major), and the row norms that
+ * turn a GEMM into squared distances. */
 #include <cblas.h>
 #include <string.h>
 #include "cpu_ops.h"
@@ -65,4 +66,19 @@ void kiln_cpu_linear_backward(float *dinp, float *dweight, float *dbias, const f
     sgemm(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias)
         colsum_accumulate(dbias, dout, N, OC);
+}
+
+/* Each row summed in double, rows over threads: the result does not depend on the thread
+ * count. */
+void kiln_cpu_row_sq_norms(float *out, const float *x, int N, int D, void *stream)
+{
+#pragma omp parallel for schedule(static) if (parallel: (size_t)N * (size_t)D >= KILN_CPU_PAR_MIN)
+    for (int i = 0; i < N; i++) {
+        const float *row = x + (size_t)i * (size_t)D;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int d = 0; d < D; d++)
+            s += (double)row[d] * row[d];
+        out[i] = (float)s;
+    }
 }

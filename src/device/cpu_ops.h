@@ -116,4 +116,7 @@ void kiln_cpu_sgd_update(float *params, float *params_copy, float *momentum_buf,
                          float weight_decay, float grad_scale, void *stream);
 double kiln_cpu_sum_squares(const float *x, size_t n, void *stream);
 
+/* cpu_gemm.c (optional ops) */
+void kiln_cpu_row_sq_norms(float *out, const float *x, int N, int D, void *stream);
+
 #endif

@@ -3,9 +3,9 @@
 #include <math.h>
 #include <string.h>
 #include "cpu_ops.h"
-#include "../optim/update_rules.h"
+#include "update_rules.h"
 
-/* The per-element formulas are src/optim/update_rules.h, shared with the CUDA kernels. The
+/* The per-element formulas are src/device/update_rules.h, shared with the CUDA kernels. The
  * CPU stores fp32, so a params_copy (never asked for by the models here) is a plain copy. */
 static void copy_params(float *params_copy, const float *params, size_t n)
 {

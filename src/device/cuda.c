@@ -7,7 +7,7 @@
 #include "cuda_backend.h"
 #include "cuda_ops.h"
 #include "kiln/log.h"
-#include "kiln/topo.h"
+#include "kiln/slurm.h"
 
 enum { LT_WORKSPACE_BYTES = 32 << 20, MIN_ALLOC = 256 };
 
@@ -160,7 +160,7 @@ static kiln_status pick_device(int gpu, int *device)
                           "(CUDA_VISIBLE_DEVICES?)", gpu, n);
     if (gpu < 0) { /* hwloc saw no CUDA GPU: ranks of a node take the devices in turn */
         int local_rank, local_size;
-        kiln_topo_local_rank(&local_rank, &local_size);
+        kiln_local_rank(&local_rank, &local_size);
         gpu = local_rank % n;
     }
     *device = gpu;

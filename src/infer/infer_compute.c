@@ -21,8 +21,6 @@ static kiln_status add_output(infer_job *j, const char *name, hid_t type, int wi
     snprintf(o->name, sizeof o->name, "%s", name);
     o->mem_type = type;
     o->width = width;
-    o->buf = malloc((size_t)j->id.chunk_rows * (size_t)width * 4);
-    KILN_CHECK_ALLOC(o->buf);
     return KILN_OK;
 }
 
@@ -71,7 +69,7 @@ static kiln_status plan_workers(infer_job *j)
     return KILN_OK;
 }
 
-kiln_status infer_plan_outputs(infer_job *j)
+kiln_status kiln_infer_plan_outputs(infer_job *j)
 {
     const kiln_infer_config *c = &j->cfg;
     int k = c->infer.top_k;
@@ -105,9 +103,8 @@ kiln_status infer_plan_outputs(infer_job *j)
     return plan_workers(j);
 }
 
-void infer_free_outputs(infer_job *j)
+void kiln_infer_free_outputs(infer_job *j)
 {
-    for (int i = 0; i < j->n_out; i++) free(j->out[i].buf);
     for (int w = 0; j->workers && w < j->n_workers; w++) {
         infer_worker *wk = &j->workers[w];
         free(wk->batch.x);
@@ -244,9 +241,9 @@ static void compute_batch(infer_job *j, infer_worker *w, uint64_t c, uint64_t b,
     kiln_error_clear();
 }
 
-kiln_status infer_compute_chunk(infer_job *j, uint64_t c)
+kiln_status kiln_infer_compute_chunk(infer_job *j, uint64_t c)
 {
-    uint64_t rows = infer_chunk_rows(j, c), n_batches = (rows + (uint64_t)j->batch - 1) / (uint64_t)j->batch;
+    uint64_t rows = kiln_infer_chunk_rows(j, c), n_batches = (rows + (uint64_t)j->batch - 1) / (uint64_t)j->batch;
     for (int w = 0; w < j->n_workers; w++) j->workers[w].st = KILN_OK;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(j->n_workers)
     for (uint64_t b = 0; b < n_batches; b++) {

@@ -1,10 +1,11 @@
-/* The schema of `kiln infer` configs: every key, its type, default and meaning (also what
- * `kiln infer --help-config` prints). */
+/* The schema of `kiln infer` configs: the `infer` section declared here, composed with the
+ * backend, placement and registry sections (also what `kiln infer --help-config` prints). */
 #include <stddef.h>
 #include "kiln/infer.h"
 
 #define K(path, type, field, def, choices, help) \
-    {path, type, offsetof(kiln_infer_config, field), def, choices, help}
+    {path, type, offsetof(kiln_infer_config, field) - offsetof(kiln_infer_config, infer), def, \
+     choices, help}
 
 static const kiln_cfg_key infer_keys[] = {
     K("infer.dataset", KILN_CFG_STRING, infer.dataset, "", NULL,
@@ -27,14 +28,16 @@ static const kiln_cfg_key infer_keys[] = {
       "add the finished output to the model's registry version as a batch_scores artifact"),
     K("infer.progress_interval", KILN_CFG_FLOAT, infer.progress_interval, "10", NULL,
       "seconds between progress lines when stderr is not a terminal"),
-    K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
-    K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
-      "bind each rank to its share of the node's cores"),
-    K("placement.cores_per_rank", KILN_CFG_INT, placement.cores_per_rank, "0", NULL,
-      "cores per rank; 0 = Slurm's --cpus-per-task in a job that set it, else the node's cores "
-      "split evenly among its ranks"),
-    K("registry.path", KILN_CFG_STRING, registry.path, "", NULL,
-      "model registry root (empty: $KILN_REGISTRY, else ./registry)"),
 };
 
-const kiln_cfg_schema kiln_infer_schema = {"infer", infer_keys, sizeof infer_keys / sizeof infer_keys[0]};
+static const kiln_cfg_schema infer_section = {"infer", infer_keys,
+                                              sizeof infer_keys / sizeof infer_keys[0], NULL, 0};
+
+#define PART(section, field) {&section, offsetof(kiln_infer_config, field)}
+static const kiln_cfg_part infer_parts[] = {
+    PART(infer_section, infer), PART(kiln_backend_section, backend),
+    PART(kiln_placement_section, placement), PART(kiln_registry_section, registry),
+};
+
+const kiln_cfg_schema kiln_infer_schema = {"infer", NULL, 0, infer_parts,
+                                           sizeof infer_parts / sizeof infer_parts[0]};

@@ -11,7 +11,7 @@
 #include "kiln/h5util.h"
 #include "infer_internal.h"
 
-uint64_t infer_chunk_rows(const infer_job *j, uint64_t c)
+uint64_t kiln_infer_chunk_rows(const infer_job *j, uint64_t c)
 {
     uint64_t first = c * j->id.chunk_rows, left = j->id.input_rows - first;
     return left < j->id.chunk_rows ? left : j->id.chunk_rows;
@@ -71,7 +71,7 @@ static kiln_status open_dataset(infer_job *j, const char *path)
     const char *given = j->cfg.infer.dataset;
     char *name = j->id.input_dataset;
     KILN_CHECK(kiln_path_format(name, sizeof j->id.input_dataset, "%s%s", given[0] == '/' ? "" : "/",
-                                given[0] ? given : j->is_lm ? "tokens" : "x"));
+                                given[0] ? given : kiln_model_kind_of(j->model)->infer_dataset));
     if (!kiln_h5_exists(j->in_file, name))
         return KILN_ERROR(KILN_ERR_DATA, "no dataset '%s' in '%s' (set infer.dataset to the "
                           "dataset holding the rows, e.g. --set infer.dataset=test/x)", name, path);
@@ -86,7 +86,7 @@ static kiln_status open_dataset(infer_job *j, const char *path)
     return check_shape(j, name, path);
 }
 
-kiln_status infer_open_input(infer_job *j)
+kiln_status kiln_infer_open_input(infer_job *j)
 {
     const char *path = j->o->input;
     struct stat sb;
@@ -102,7 +102,7 @@ kiln_status infer_open_input(infer_job *j)
     return open_dataset(j, path);
 }
 
-void infer_close_input(infer_job *j)
+void kiln_infer_close_input(infer_job *j)
 {
     if (j->in_dset >= 0) H5Dclose(j->in_dset);
     if (j->in_file >= 0) H5Fclose(j->in_file);
@@ -110,9 +110,9 @@ void infer_close_input(infer_job *j)
     j->in_raw = NULL;
 }
 
-kiln_status infer_read_chunk(infer_job *j, uint64_t c, uint32_t *crc)
+kiln_status kiln_infer_read_chunk(infer_job *j, uint64_t c, uint32_t *crc)
 {
-    uint64_t rows = infer_chunk_rows(j, c), W = (uint64_t)j->width;
+    uint64_t rows = kiln_infer_chunk_rows(j, c), W = (uint64_t)j->width;
     KILN_CHECK(kiln_h5_read_range(j->in_dset, j->in_type, H5P_DEFAULT, c * j->id.chunk_rows * W,
                                   rows * W, j->in_raw));
     *crc = kiln_crc32(0, j->in_raw, rows * W * j->in_elem);

@@ -1,6 +1,6 @@
-/* The parts of `kiln infer`, one concern per file: the job and its rounds (infer.c), the input
- * (infer_input.c), what a chunk's rows become (infer_compute.c) and the output file with its
- * durable progress (infer_file.c). */
+/* The parts of `kiln infer`, one concern per file: the job (infer.c; its output and durable
+ * progress are the chunked-output engine's, kiln/chunked.h), the input (infer_input.c), what a
+ * chunk's rows become (infer_compute.c) and the job-table entries (infer_job.c). */
 #ifndef KILN_INFER_INTERNAL_H
 #define KILN_INFER_INTERNAL_H
 #include <hdf5.h>
@@ -14,7 +14,7 @@ typedef struct infer_output {
     char name[32];
     hid_t mem_type;             /* H5T_NATIVE_FLOAT or H5T_NATIVE_INT32 (4 bytes either way) */
     int width;
-    void *buf;                  /* (chunk_rows, width): this rank's current chunk */
+    void *buf;                  /* (chunk_rows, width): this rank's current chunk (the engine's) */
 } infer_output;
 
 /* A thread's share of the compute: whole forward batches, each on one thread, so what a row
@@ -31,24 +31,22 @@ typedef struct infer_worker {
 
 /* What identifies a job: an output is resumed or accepted as done only for the same one. */
 typedef struct infer_identity {
-    char model[4200], model_id[4200], model_sha256[65];
+    char model[PATH_MAX + 128], model_id[PATH_MAX + 128], model_sha256[65];
     int64_t model_version;
     char input[PATH_MAX], input_dataset[KILN_CFG_STR_MAX + 2];
     uint64_t input_rows, input_width, input_bytes, chunk_rows;
     int64_t input_mtime_ns;
-    char settings[2048];        /* the config keys that change what is written */
+    char settings[4096];        /* the config keys that change what is written */
 } infer_identity;
 
 typedef struct infer_job {
     kiln_infer_config cfg;
-    char *config_yaml;
     const kiln_infer_opts *o;
-    char partial[PATH_MAX];     /* OUTPUT.partial: the output until it is complete */
     int rank, world;
     const kiln_backend *be;
     kiln_model *model;
     kiln_model_source src;
-    kiln_train_config *model_cfg;
+    kiln_model_config model_cfg;
     int is_lm, n_classes, T;    /* n_classes: classes or vocabulary */
     infer_identity id;
 
@@ -67,36 +65,25 @@ typedef struct infer_job {
     int n_workers;
 
     uint64_t n_chunks;
-    double t_read, t_compute, t_write; /* seconds in each, this rank */
+    double t_read;              /* seconds reading input, this rank */
 } infer_job;
 
+/* `kiln eval`'s run (eval.c). */
+kiln_status kiln_eval_run(kiln_job *job);
+
 /* Rows of chunk c (the last may be short). */
-uint64_t infer_chunk_rows(const infer_job *j, uint64_t c);
+uint64_t kiln_infer_chunk_rows(const infer_job *j, uint64_t c);
 
 /* Opens and checks the input against the model (dataset, type, width; errors name both). */
-kiln_status infer_open_input(infer_job *j);
-void infer_close_input(infer_job *j);
+kiln_status kiln_infer_open_input(infer_job *j);
+void kiln_infer_close_input(infer_job *j);
 /* Reads chunk c's rows into j->in_raw; *crc: crc32 of their bytes. */
-kiln_status infer_read_chunk(infer_job *j, uint64_t c, uint32_t *crc);
+kiln_status kiln_infer_read_chunk(infer_job *j, uint64_t c, uint32_t *crc);
 
 /* The output datasets this job writes, their buffers and the forward batch. */
-kiln_status infer_plan_outputs(infer_job *j);
-void infer_free_outputs(infer_job *j);
+kiln_status kiln_infer_plan_outputs(infer_job *j);
+void kiln_infer_free_outputs(infer_job *j);
 /* Computes every output for the rows of chunk c (already in j->in_raw) into the buffers. */
-kiln_status infer_compute_chunk(infer_job *j, uint64_t c);
-
-/* Output file. Rank 0: accept an OUTPUT that is complete for this job (*done = 1), resume a
- * matching OUTPUT.partial, or create a new one (refusing anything made by another job). */
-kiln_status infer_file_prepare(infer_job *j, int *done);
-/* Every rank: open OUTPUT.partial for parallel writes; read which chunks are done. */
-kiln_status infer_file_open(infer_job *j, hid_t *file, uint8_t *done);
-/* Every rank, collectively: write chunk c's outputs (c = UINT64_MAX: nothing this round),
- * flush, then mark it done with its checksums (crcs: input, then each output), flush. */
-kiln_status infer_file_write_round(infer_job *j, hid_t file, uint64_t c, const uint32_t *crcs);
-kiln_status infer_file_close(hid_t file);
-/* Rank 0, after every chunk is done and the parallel file is closed: checksums of the input
- * and of each dataset from the chunks' records, the completion mark, then the rename of
- * OUTPUT.partial to OUTPUT. */
-kiln_status infer_file_finish(infer_job *j);
+kiln_status kiln_infer_compute_chunk(infer_job *j, uint64_t c);
 
 #endif

@@ -93,7 +93,7 @@ static kiln_status list_steps(const char *dir, int64_t **steps, int *n)
         (*steps)[(*n)++] = s;
     }
     closedir(d);
-    qsort(*steps, (size_t)*n, sizeof **steps, cmp_desc);
+    if (*n > 1) qsort(*steps, (size_t)*n, sizeof **steps, cmp_desc); /* qsort(NULL, 0) is undefined */
     return KILN_OK;
 }
 
@@ -322,6 +322,34 @@ kiln_status kiln_ckpt_check_sidecar(const char *path, int *present)
     return KILN_OK;
 }
 
+uint32_t kiln_ckpt_meta_crc(const kiln_ckpt_meta *m, const char *kiln_version, const char *created)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head, "step=%lld\nsamples_seen=%lld\ntokens_seen=%lld\nseed=%llu\n"
+                     "data_epoch=%llu\ndata_pos=%llu\nbest_eval_loss=%a\nkiln_version=%s\ncreated=%s\n",
+                     (long long)m->step, (long long)m->samples_seen, (long long)m->tokens_seen,
+                     (unsigned long long)m->seed, (unsigned long long)m->data_epoch,
+                     (unsigned long long)m->data_pos, m->best_eval_loss, kiln_version, created);
+    uint32_t crc = kiln_crc32(0, head, n > 0 && (size_t)n < sizeof head ? (size_t)n : 0);
+    return kiln_crc32(crc, m->config_text, strnlen(m->config_text, sizeof m->config_text));
+}
+
+/* The attributes against their meta_crc32. */
+static kiln_status check_meta_crc(hid_t file, const char *path, const kiln_ckpt_meta *m)
+{
+    char created[64];
+    uint64_t stored;
+    KILN_CHECK(kiln_h5_read_attr_str(file, "created", created, sizeof created));
+    KILN_CHECK(kiln_h5_read_attr_u64(file, "meta_crc32", &stored));
+    uint32_t crc = kiln_ckpt_meta_crc(m, m->kiln_version, created);
+    if (stored != crc)
+        return KILN_ERROR(KILN_ERR_CKPT, "checkpoint '%s': its attributes (step %lld, counters, "
+                          "seed, config) have crc32 %08x but meta_crc32 records %08llx: they "
+                          "were edited or damaged", path, (long long)m->step, (unsigned)crc,
+                          (unsigned long long)stored);
+    return KILN_OK;
+}
+
 kiln_status kiln_ckpt_read_meta(hid_t file, const char *path, kiln_ckpt_meta *m)
 {
     int64_t version;
@@ -340,7 +368,8 @@ kiln_status kiln_ckpt_read_meta(hid_t file, const char *path, kiln_ckpt_meta *m)
     KILN_CHECK(kiln_h5_read_attr_str(file, "config", m->config_text, sizeof m->config_text));
     KILN_CHECK(kiln_h5_read_attr_str(file, "kiln_version", m->kiln_version,
                                      sizeof m->kiln_version));
-    return KILN_OK;
+    /* files written before meta_crc32 are protected by their sidecar only */
+    return kiln_h5_has_attr(file, "meta_crc32") ? check_meta_crc(file, path, m) : KILN_OK;
 }
 
 /* Compares crc (of the dataset's data as read) with the dataset's crc32 attribute. */

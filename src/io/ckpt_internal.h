@@ -6,7 +6,15 @@
 #include <hdf5.h>
 #include "kiln/ckpt.h"
 
+/* Since kiln 0.1's meta_crc32 the attributes carry their own checksum; the layout is otherwise
+ * unchanged, so the format stays 1 and a file without meta_crc32 (written before) is read as
+ * one protected by its sidecar only. */
 #define KILN_CKPT_FORMAT_VERSION 1
+
+/* crc32 over every meta attribute as written (the counters, seed, cursor, best loss bits,
+ * config text, kiln version and creation time), so that an edited step or config is caught
+ * without the sidecar. */
+uint32_t kiln_ckpt_meta_crc(const kiln_ckpt_meta *m, const char *kiln_version, const char *created);
 
 uint64_t kiln_ckpt_tensor_numel(const kiln_ckpt_tensor *t);
 /* Name, rank, range and data of one descriptor. */

@@ -53,7 +53,7 @@ static kiln_status write_meta(hid_t file, const kiln_ckpt_meta *m, const char *c
     KILN_CHECK(kiln_h5_write_attr_str(file, "config", m->config_text));
     KILN_CHECK(kiln_h5_write_attr_str(file, "kiln_version", KILN_VERSION));
     KILN_CHECK(kiln_h5_write_attr_str(file, "created", created));
-    return KILN_OK;
+    return kiln_h5_write_attr_u64(file, "meta_crc32", kiln_ckpt_meta_crc(m, KILN_VERSION, created));
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -66,7 +66,7 @@ static int cmp_range(const void *a, const void *b)
  * ranges (a rank that owns none of the tensor) are skipped. */
 static kiln_status combine_ranges(crc_range *r, int n, const kiln_ckpt_tensor *t, uint32_t *crc)
 {
-    qsort(r, (size_t)n, sizeof *r, cmp_range);
+    if (n > 1) qsort(r, (size_t)n, sizeof *r, cmp_range);
     uint64_t end = 0, numel = kiln_ckpt_tensor_numel(t);
     uint32_t c = 0;
     for (int i = 0; i < n; i++) {

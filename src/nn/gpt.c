@@ -13,8 +13,6 @@
 #include "kiln/rng.h"
 #include "model_impl.h"
 
-#define GPT_MAX_LAYERS (KILN_MAX_BLOCKS - 2)
-
 enum { LN1_W, LN1_B, QKV_W, QKV_B, ATTPROJ_W, ATTPROJ_B, LN2_W, LN2_B, FC_W, FC_B, FCPROJ_W,
        FCPROJ_B, N_BLOCK_TENSORS };
 
@@ -33,7 +31,7 @@ typedef struct block_acts {
 typedef struct gpt_state {
     int L, NH, C, T, V;
     size_t wte, wpe, lnf_w, lnf_b;      /* parameter offsets */
-    size_t blk[GPT_MAX_LAYERS][N_BLOCK_TENSORS];
+    size_t (*blk)[N_BLOCK_TENSORS];     /* (L) each block's tensor offsets */
     float **res;                        /* L+1 of (B,T,C): res[0] embedding, res[l+1] block l out */
     block_acts *acts;                   /* L sets, or 1 with recompute */
     int n_sets;
@@ -225,6 +223,7 @@ static void gpt_free(kiln_model *m)
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) fr(bufs[k]);
     }
     free(s->acts);
+    free(s->blk);
     float *bufs[] = {s->lnf, s->lnf_mean, s->lnf_rstd, s->logits, s->probs, s->losses, s->dres[0],
                      s->dres[1], s->dA, s->dB, s->dC, s->dbig1, s->dbig2, s->dqkv,
                      s->att_scratch, s->dlogits};
@@ -349,9 +348,8 @@ static kiln_status gpt_alloc_acts(kiln_model *m, gpt_state *s)
 kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed)
 {
     const kiln_model_config *c = &m->cfg;
-    if (c->n_layer <= 0 || c->n_layer > GPT_MAX_LAYERS)
-        return KILN_ERROR(KILN_ERR_CONFIG, "model.n_layer must be in 1..%d, found %d",
-                          GPT_MAX_LAYERS, c->n_layer);
+    if (c->n_layer <= 0)
+        return KILN_ERROR(KILN_ERR_CONFIG, "model.n_layer must be positive, found %d", c->n_layer);
     if (c->n_head <= 0 || c->n_embd <= 0 || c->n_embd % c->n_head)
         return KILN_ERROR(KILN_ERR_CONFIG,
                           "model.n_embd (%d) must be a positive multiple of model.n_head (%d)",
@@ -370,10 +368,19 @@ kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed)
     s->T = c->block_size;
     s->V = m->n_out;
     s->n_sets = c->recompute ? 1 : s->L;
+    s->blk = calloc((size_t)s->L, sizeof *s->blk);
+    KILN_CHECK_ALLOC(s->blk);
     gpt_layout(m, s);
     KILN_CHECK(kiln_model_alloc_buffers(m));
     gpt_init_params(m, s, seed);
     KILN_CHECK(kiln_model_params_to_device(m));
     KILN_CHECK(gpt_alloc_acts(m, s));
     return KILN_OK;
+}
+
+kiln_status kiln_gpt_read_widths(hid_t file, const char *path, const kiln_model_config *cfg,
+                                 int *in_dim, int *n_out)
+{
+    *in_dim = 0; /* the context length is model.block_size */
+    return kiln_model_tensor_extent(file, path, "model/wte", 0, n_out);
 }

@@ -201,3 +201,12 @@ kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed)
     KILN_CHECK(kiln_model_alloc_acts(m, &s->dtmp, B * maxw, "grad scratch"));
     return KILN_OK;
 }
+
+kiln_status kiln_mlp_read_widths(hid_t file, const char *path, const kiln_model_config *cfg,
+                                 int *in_dim, int *n_out)
+{
+    char last[64];
+    snprintf(last, sizeof last, "model/fc%d.weight", cfg->hidden.n);
+    KILN_CHECK(kiln_model_tensor_extent(file, path, "model/fc0.weight", 1, in_dim));
+    return kiln_model_tensor_extent(file, path, last, 0, n_out);
+}

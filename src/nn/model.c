@@ -5,8 +5,27 @@
 #include <string.h>
 #include "model_impl.h"
 
+/* Room for one more entry of a table that grows by doubling; 0 (and m->layout_status set)
+ * when memory runs out, which kiln_model_alloc_buffers reports. */
+static int grow(kiln_model *m, void **table, int *cap, int n, size_t entry)
+{
+    if (n < *cap) return 1;
+    int want = *cap ? 2 * *cap : 16;
+    void *bigger = m->layout_status == KILN_OK ? realloc(*table, (size_t)want * entry) : NULL;
+    if (!bigger) {
+        if (m->layout_status == KILN_OK)
+            m->layout_status = KILN_ERROR(KILN_ERR_NOMEM, "model layout: %d table entries", want);
+        return 0;
+    }
+    memset((char *)bigger + (size_t)*cap * entry, 0, (size_t)(want - *cap) * entry);
+    *table = bigger;
+    *cap = want;
+    return 1;
+}
+
 void kiln_model_begin_block(kiln_model *m)
 {
+    if (!grow(m, (void **)&m->blocks, &m->cap_blocks, m->n_blocks, sizeof *m->blocks)) return;
     kiln_block_info *b = &m->blocks[m->n_blocks++];
     b->offset = m->n_params;
     b->numel = 0;
@@ -15,6 +34,9 @@ void kiln_model_begin_block(kiln_model *m)
 size_t kiln_model_add_tensor(kiln_model *m, const char *name, int ndim, const uint64_t *shape,
                              int decay)
 {
+    if (m->n_blocks == 0 ||
+        !grow(m, (void **)&m->tensors, &m->cap_tensors, m->n_tensors, sizeof *m->tensors))
+        return 0;
     kiln_tensor_info *t = &m->tensors[m->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
@@ -39,6 +61,11 @@ static float *storage_at(const kiln_model *m, float *base, size_t offset)
 
 kiln_status kiln_model_alloc_buffers(kiln_model *m)
 {
+    KILN_CHECK(m->layout_status);
+    m->block_params = calloc((size_t)m->n_blocks + 1, sizeof *m->block_params);
+    m->block_grads = calloc((size_t)m->n_blocks + 1, sizeof *m->block_grads);
+    if (!m->block_params || !m->block_grads)
+        return KILN_ERROR(KILN_ERR_NOMEM, "model layout: %d blocks", m->n_blocks);
     m->elem = kiln_precision_bytes(m->be->precision);
     m->params = m->be->alloc(m->n_params * sizeof(float));
     m->grads = m->be->alloc(m->n_params * m->elem);
@@ -112,13 +139,11 @@ kiln_status kiln_model_create(const kiln_model_config *cfg, int in_dim, int n_ou
     m->n_out = n_out;
     m->max_batch = max_batch;
     m->seed = seed;
-    kiln_status st;
-    if (!strcmp(cfg->kind, "mlp")) {
-        st = kiln_mlp_init(m, seed);
-    } else if (!strcmp(cfg->kind, "gpt")) {
-        st = kiln_gpt_init(m, seed);
-    } else {
-        st = KILN_ERROR(KILN_ERR_CONFIG, "model.kind must be mlp or gpt, found '%s'", cfg->kind);
+    const kiln_model_kind *kind;
+    kiln_status st = kiln_model_kind_get("model.kind", cfg->kind, &kind);
+    if (st == KILN_OK) {
+        m->kind = kiln_model_kind_impl_of(kind);
+        st = m->kind->init(m, seed);
     }
     if (st != KILN_OK) {
         kiln_error_trace(__FILE__, __LINE__, "model init");
@@ -152,9 +177,14 @@ void kiln_model_free(kiln_model *m)
     if (m->param_copy) m->be->free(m->param_copy);
     if (m->grads) m->be->free(m->grads);
     kiln_model_free_staging(m);
+    free(m->tensors);
+    free(m->blocks);
+    free(m->block_params);
+    free(m->block_grads);
     free(m);
 }
 
+const kiln_model_kind *kiln_model_kind_of(const kiln_model *m) { return &m->kind->pub; }
 kiln_data_kind kiln_model_data_kind(const kiln_model *m) { return m->data_kind; }
 size_t kiln_model_num_params(const kiln_model *m) { return m->n_params; }
 int kiln_model_in_dim(const kiln_model *m)

@@ -3,8 +3,7 @@
 #define KILN_MODEL_IMPL_H
 #include "kiln/model.h"
 
-#define KILN_MAX_TENSORS 512
-#define KILN_MAX_BLOCKS 130
+#include <hdf5.h>
 
 typedef struct kiln_model_vtable {
     kiln_status (*forward)(kiln_model *m, const kiln_batch *b, int training, uint64_t step,
@@ -18,8 +17,22 @@ typedef struct kiln_model_vtable {
     void (*output_names)(const kiln_model *m, char *buf, size_t len);
 } kiln_model_vtable;
 
+/* A model kind's public description and what builds it (the table is src/nn/model_kinds.c). */
+typedef struct kiln_model_kind_impl {
+    kiln_model_kind pub;
+    /* Lay out the tensors for m->cfg, in_dim and n_out, allocate, initialise from seed. */
+    kiln_status (*init)(kiln_model *m, uint64_t seed);
+    /* The input width and number of outputs a checkpoint's tensors imply (file open read-only;
+     * path names it in errors). */
+    kiln_status (*read_widths)(hid_t file, const char *path, const kiln_model_config *cfg,
+                               int *in_dim, int *n_out);
+} kiln_model_kind_impl;
+
+const kiln_model_kind_impl *kiln_model_kind_impl_of(const kiln_model_kind *kind);
+
 struct kiln_model {
     const kiln_model_vtable *vt;
+    const kiln_model_kind_impl *kind;
     const kiln_backend *be;
     kiln_model_config cfg;
     kiln_data_kind data_kind;
@@ -29,15 +42,16 @@ struct kiln_model {
      * type that the ops read, NULL when that is fp32 and the ops read params itself. grads: the
      * storage type. */
     float *params, *param_copy, *grads;
-    float *block_params[KILN_MAX_BLOCKS];  /* where each block's parameters (as the ops read
-                                            * them: param_copy's type) are now */
-    float *block_grads[KILN_MAX_BLOCKS];   /* and its gradients */
+    float **block_params;                  /* (n_blocks) where each block's parameters (as the
+                                            * ops read them: param_copy's type) are now */
+    float **block_grads;                   /* (n_blocks) and its gradients */
     size_t n_params;
     size_t elem;                           /* bytes of a storage element (param_copy, grads) */
-    kiln_tensor_info tensors[KILN_MAX_TENSORS];
-    int n_tensors;
-    kiln_block_info blocks[KILN_MAX_BLOCKS];
-    int n_blocks;
+    kiln_tensor_info *tensors;             /* (n_tensors), grown as the layout adds them */
+    int n_tensors, cap_tensors;
+    kiln_block_info *blocks;               /* (n_blocks) */
+    int n_blocks, cap_blocks;
+    kiln_status layout_status;             /* a failed growth of the tables above */
     double flops_per_unit;
     uint64_t seed;                         /* init and dropout masks */
     const float *probs;                    /* last forward's probabilities */
@@ -79,6 +93,13 @@ void kiln_model_block_done(kiln_model *m, int block);
 
 kiln_status kiln_mlp_init(kiln_model *m, uint64_t seed);
 kiln_status kiln_gpt_init(kiln_model *m, uint64_t seed);
+kiln_status kiln_mlp_read_widths(hid_t file, const char *path, const kiln_model_config *cfg,
+                                 int *in_dim, int *n_out);
+kiln_status kiln_gpt_read_widths(hid_t file, const char *path, const kiln_model_config *cfg,
+                                 int *in_dim, int *n_out);
+/* Extent d of 2-D float tensor `name` of a checkpoint (an error naming both when absent). */
+kiln_status kiln_model_tensor_extent(hid_t file, const char *path, const char *name, int d,
+                                     int *out);
 
 /* Mean loss, top-1 hits and scored-target count from a softmax+cross-entropy forward
  * (targets < 0 are not scored). Host buffers; probs is read only when n_correct is wanted. */

@@ -31,18 +31,18 @@ static kiln_status launch_flat(kiln_dp *dp, dp_bucket *b)
 static void launch(kiln_dp *dp, dp_bucket *b)
 {
     if (dp->error != KILN_OK) return;
-    dp->error = dp->zero >= 2 ? zero_grads_launch(dp, b) : launch_flat(dp, b);
+    dp->error = dp->zero >= 2 ? kiln_zero_grads_launch(dp, b) : launch_flat(dp, b);
 }
 
 static kiln_status complete(kiln_dp *dp, dp_bucket *b)
 {
-    if (dp->zero >= 2) return zero_grads_complete(dp, b);
+    if (dp->zero >= 2) return kiln_zero_grads_complete(dp, b);
     kiln_status st = kiln_comm_wait(b->req);
     b->req = NULL;
     return st;
 }
 
-void dp_progress(kiln_dp *dp)
+void kiln_dp_progress(kiln_dp *dp)
 {
     for (int i = 0; i < dp->n_buckets && dp->error == KILN_OK; i++) {
         int done;
@@ -56,51 +56,69 @@ void dp_progress(kiln_dp *dp)
 static kiln_status on_begin(void *ctx, int block, kiln_pass pass)
 {
     kiln_dp *dp = ctx;
-    kiln_status st = dp->zero == 3 ? zero_params_begin(dp, block) : KILN_OK;
+    kiln_status st = dp->zero == 3 ? kiln_zero_params_begin(dp, block) : KILN_OK;
     if (dp->error == KILN_OK) dp->error = st;
     if (dp->error == KILN_OK && dp->zero >= 2 && pass == KILN_PASS_BACKWARD)
-        dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
+        dp->error = kiln_zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
     return dp->error;
 }
 
 static kiln_status on_end(void *ctx, int block, kiln_pass pass)
 {
     kiln_dp *dp = ctx;
-    if (dp->zero == 3) zero_params_end(dp, block);
+    if (dp->zero == 3) kiln_zero_params_end(dp, block);
     return KILN_OK;
 }
 
 static kiln_status on_done(void *ctx, int block)
 {
     kiln_dp *dp = ctx;
-    if (dp->zero == 3) zero_params_end(dp, block);
+    if (dp->zero == 3) kiln_zero_params_end(dp, block);
     if (!dp->reducing || (!dp->overlap && dp->zero < 2)) return dp->error;
     /* a backward that scored nothing reports blocks done without beginning them */
     if (dp->zero >= 2 && dp->error == KILN_OK)
-        dp->error = zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
+        dp->error = kiln_zero_grads_stage(dp, &dp->buckets[dp->bucket_of[block]]);
     while (dp->next_launch < dp->n_buckets && dp->buckets[dp->next_launch].first_block >= block)
         launch(dp, &dp->buckets[dp->next_launch++]);
-    dp_progress(dp);
+    kiln_dp_progress(dp);
     return dp->error;
+}
+
+/* Rank r's part of the flat parameters: an even split, cut anywhere. */
+static void shard_bounds(const kiln_dp *dp, int r, size_t *lo, size_t *hi)
+{
+    *lo = dp->n / (size_t)dp->world * (size_t)r + dp->n % (size_t)dp->world * (size_t)r / (size_t)dp->world;
+    *hi = dp->n / (size_t)dp->world * (size_t)(r + 1) +
+          dp->n % (size_t)dp->world * (size_t)(r + 1) / (size_t)dp->world;
 }
 
 static kiln_status plan_shards(kiln_dp *dp)
 {
+    /* the shards' collectives address the flat buffer with MPI's int counts and displacements */
+    if (dp->zero && dp->world > 1 && dp->n > kiln_comm_max_count())
+        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
+                          "parallel.zero=%d over %zu parameters: ZeRO's collectives address the "
+                          "flat buffer with MPI's int counts and displacements, at most %zu "
+                          "elements; kiln refuses rather than overflow them (use parallel.zero=0, "
+                          "or fewer parameters per model)", dp->zero, dp->n, kiln_comm_max_count());
     dp->counts = calloc((size_t)dp->world, sizeof *dp->counts);
     dp->displs = calloc((size_t)dp->world, sizeof *dp->displs);
     KILN_CHECK_ALLOC(dp->counts);
     KILN_CHECK_ALLOC(dp->displs);
-    for (int r = 0; r < dp->world; r++) {
-        size_t a = dp->n * (size_t)r / (size_t)dp->world, b = dp->n * (size_t)(r + 1) / (size_t)dp->world;
-        dp->displs[r] = (int)a; /* MPI counts are int: models up to 2^31 parameters */
+    for (int r = 0; r < dp->world && dp->n <= kiln_comm_max_count(); r++) {
+        size_t a, b;
+        shard_bounds(dp, r, &a, &b);
+        dp->displs[r] = (int)a; /* checked above: used by ZeRO's collectives only */
         dp->counts[r] = (int)(b - a);
     }
-    dp->lo = dp->zero ? (size_t)dp->displs[dp->me] : 0;
-    dp->hi = dp->zero ? dp->lo + (size_t)dp->counts[dp->me] : dp->n;
+    size_t lo, hi;
+    shard_bounds(dp, dp->me, &lo, &hi);
+    dp->lo = dp->zero ? lo : 0;
+    dp->hi = dp->zero ? hi : dp->n;
     return KILN_OK;
 }
 
-kiln_status dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out)
+kiln_status kiln_dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out)
 {
     out->counts = calloc((size_t)dp->world, sizeof *out->counts);
     out->displs = calloc((size_t)dp->world, sizeof *out->displs);
@@ -118,7 +136,7 @@ kiln_status dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_sh
     return KILN_OK;
 }
 
-void dp_free_shares(dp_shares *s)
+void kiln_dp_free_shares(dp_shares *s)
 {
     free(s->counts);
     free(s->displs);
@@ -155,7 +173,7 @@ static kiln_status plan_buckets(kiln_dp *dp, size_t bucket_bytes)
     }
     for (int i = 0; i < dp->n_buckets; i++) {
         dp_bucket *b = &dp->buckets[i];
-        KILN_CHECK(dp_plan_shares(dp, b->offset, b->numel, &b->shares));
+        KILN_CHECK(kiln_dp_plan_shares(dp, b->offset, b->numel, &b->shares));
     }
     return KILN_OK;
 }
@@ -170,8 +188,8 @@ static kiln_status dp_init(kiln_dp *dp, size_t bucket_bytes)
     hooks.done = on_done;
     KILN_CHECK(plan_shards(dp));
     KILN_CHECK(plan_buckets(dp, bucket_bytes));
-    if (dp->zero >= 2) KILN_CHECK(zero_grads_init(dp));
-    if (dp->zero == 3) KILN_CHECK(zero_params_init(dp));
+    if (dp->zero >= 2) KILN_CHECK(kiln_zero_grads_init(dp));
+    if (dp->zero == 3) KILN_CHECK(kiln_zero_params_init(dp));
     kiln_model_set_block_hooks(dp->model, &hooks);
     return KILN_OK;
 }
@@ -206,9 +224,9 @@ void kiln_dp_free(kiln_dp *dp)
 {
     if (!dp) return;
     kiln_model_set_block_hooks(dp->model, NULL);
-    for (int i = 0; dp->buckets && i < dp->n_buckets; i++) dp_free_shares(&dp->buckets[i].shares);
-    zero_grads_free(dp);
-    zero_params_free(dp);
+    for (int i = 0; dp->buckets && i < dp->n_buckets; i++) kiln_dp_free_shares(&dp->buckets[i].shares);
+    kiln_zero_grads_free(dp);
+    kiln_zero_params_free(dp);
     free(dp->buckets);
     free(dp->bucket_of);
     free(dp->counts);
@@ -282,7 +300,7 @@ kiln_status kiln_dp_grad_norm(kiln_dp *dp, double *norm)
 
 kiln_status kiln_dp_after_update(kiln_dp *dp)
 {
-    if (dp->zero == 3) zero_params_changed(dp); /* gathered afresh by the next forward */
+    if (dp->zero == 3) kiln_zero_params_changed(dp); /* gathered afresh by the next forward */
     if (dp->zero == 0 || dp->zero == 3) return KILN_OK;
     double t0 = kiln_time_s();
     KILN_CHECK(kiln_comm_allgather_f32(dp->comm, KILN_AXIS_DP, kiln_model_params(dp->model),
@@ -295,26 +313,25 @@ kiln_status kiln_dp_after_update(kiln_dp *dp)
 
 void kiln_dp_write_part(const kiln_dp *dp, size_t *lo, size_t *hi)
 {
-    *lo = (size_t)dp->displs[dp->me];
-    *hi = *lo + (size_t)dp->counts[dp->me];
+    shard_bounds(dp, dp->me, lo, hi);
 }
 
 void kiln_dp_held_params(kiln_dp *dp, float **base, size_t *lo, size_t *hi)
 {
     int sharded = dp->zero == 3;
-    *base = sharded ? zero_params_held(dp) : kiln_model_host_params(dp->model);
+    *base = sharded ? kiln_zero_params_held(dp) : kiln_model_host_params(dp->model);
     *lo = sharded ? dp->lo : 0;
     *hi = sharded ? dp->hi : dp->n;
 }
 
 kiln_status kiln_dp_params_to_host(kiln_dp *dp)
 {
-    return dp->zero == 3 ? zero_params_to_host(dp) : kiln_model_params_to_host(dp->model);
+    return dp->zero == 3 ? kiln_zero_params_to_host(dp) : kiln_model_params_to_host(dp->model);
 }
 
 kiln_status kiln_dp_params_to_device(kiln_dp *dp)
 {
-    return dp->zero == 3 ? zero_params_to_device(dp) : kiln_model_params_to_device(dp->model);
+    return dp->zero == 3 ? kiln_zero_params_to_device(dp) : kiln_model_params_to_device(dp->model);
 }
 
 void kiln_dp_memory_of(kiln_precision storage, const kiln_dp_sizes *s, int n_states,

@@ -52,36 +52,36 @@ struct kiln_dp {
 
 /* Every in-flight bucket reduction gets a chance to progress (MPI moves non-blocking
  * collectives only inside MPI calls). */
-void dp_progress(kiln_dp *dp);
-kiln_status dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out);
-void dp_free_shares(dp_shares *s);
+void kiln_dp_progress(kiln_dp *dp);
+kiln_status kiln_dp_plan_shares(const kiln_dp *dp, size_t offset, size_t numel, dp_shares *out);
+void kiln_dp_free_shares(dp_shares *s);
 
 /* ZeRO-2/3 gradients (zero_grads.c). Plan the arena (bucket places, size) and allocate it and
  * the shard; the flat gradient buffer is freed. */
-kiln_status zero_grads_init(kiln_dp *dp);
-void zero_grads_free(kiln_dp *dp);
+kiln_status kiln_zero_grads_init(kiln_dp *dp);
+void kiln_zero_grads_free(kiln_dp *dp);
 /* Give bucket b a zeroed place in the arena (completing what still occupies it) and point its
  * blocks' gradients there; nothing when it is already staged. */
-kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b);
+kiln_status kiln_zero_grads_stage(kiln_dp *dp, dp_bucket *b);
 /* Start reduce-scattering a staged bucket (and wait for it at once without overlap). */
-kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b);
+kiln_status kiln_zero_grads_launch(kiln_dp *dp, dp_bucket *b);
 /* Wait for a bucket's reduce-scatter, add this rank's part to the shard, release its place. */
-kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b);
+kiln_status kiln_zero_grads_complete(kiln_dp *dp, dp_bucket *b);
 
 /* ZeRO-3 parameters (zero_params.c). Keep this rank's shard and a gather buffer; the model's
  * whole-model parameter buffers (and its host mirror) are freed. */
-kiln_status zero_params_init(kiln_dp *dp);
-void zero_params_free(kiln_dp *dp);
+kiln_status kiln_zero_params_init(kiln_dp *dp);
+void kiln_zero_params_free(kiln_dp *dp);
 /* Gather block's parameters (unless the buffer still holds them) and point the model there. */
-kiln_status zero_params_begin(kiln_dp *dp, int block);
+kiln_status kiln_zero_params_begin(kiln_dp *dp, int block);
 /* The pass is done with the block: the model's pointer is taken away. */
-void zero_params_end(kiln_dp *dp, int block);
+void kiln_zero_params_end(kiln_dp *dp, int block);
 /* The shard changed (an optimizer step): the gathered copy is stale. */
-void zero_params_changed(kiln_dp *dp);
+void kiln_zero_params_changed(kiln_dp *dp);
 /* Checkpoints: the shard to its host mirror (device backends); the mirror back to the shard,
  * its bf16 copy rounded again; the shard as host memory (the mirror, or the shard itself). */
-kiln_status zero_params_to_host(kiln_dp *dp);
-kiln_status zero_params_to_device(kiln_dp *dp);
-float *zero_params_held(kiln_dp *dp);
+kiln_status kiln_zero_params_to_host(kiln_dp *dp);
+kiln_status kiln_zero_params_to_device(kiln_dp *dp);
+float *kiln_zero_params_held(kiln_dp *dp);
 
 #endif

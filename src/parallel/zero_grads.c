@@ -48,7 +48,7 @@ static void plan_arena(kiln_dp *dp)
     dp->arena_numel = pinned + region;
 }
 
-kiln_status zero_grads_init(kiln_dp *dp)
+kiln_status kiln_zero_grads_init(kiln_dp *dp)
 {
     plan_arena(dp);
     size_t shard = dp->hi - dp->lo;
@@ -63,7 +63,7 @@ kiln_status zero_grads_init(kiln_dp *dp)
     return KILN_OK;
 }
 
-void zero_grads_free(kiln_dp *dp)
+void kiln_zero_grads_free(kiln_dp *dp)
 {
     if (dp->shard_grads) dp->be->free(dp->shard_grads);
     if (dp->arena) dp->be->free(dp->arena);
@@ -79,7 +79,7 @@ static void point_blocks(kiln_dp *dp, dp_bucket *b, float *at)
     }
 }
 
-kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
+kiln_status kiln_zero_grads_stage(kiln_dp *dp, dp_bucket *b)
 {
     if (b->staging && !b->req) return KILN_OK; /* being filled */
     /* in flight there (b itself included, from the last micro-batch): finish it first */
@@ -91,7 +91,7 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
                               "while the bucket of block %d shares its staging place and is not "
                               "finished (blocks out of order)", dp->zero, b->first_block,
                               o->first_block);
-        KILN_CHECK(zero_grads_complete(dp, o));
+        KILN_CHECK(kiln_zero_grads_complete(dp, o));
     }
     b->staging = kiln_storage_at(dp->be->precision, dp->arena, b->arena_at);
     dp->be->ops.zero(b->staging, b->numel, dp->be->stream);
@@ -99,19 +99,19 @@ kiln_status zero_grads_stage(kiln_dp *dp, dp_bucket *b)
     return KILN_OK;
 }
 
-kiln_status zero_grads_launch(kiln_dp *dp, dp_bucket *b)
+kiln_status kiln_zero_grads_launch(kiln_dp *dp, dp_bucket *b)
 {
-    KILN_CHECK(zero_grads_stage(dp, b));
+    KILN_CHECK(kiln_zero_grads_stage(dp, b));
     KILN_CHECK(kiln_comm_ireduce_scatter_typed(dp->comm, KILN_AXIS_DP, dp->be->precision,
                                                b->staging, b->shares.counts, &b->req));
     if (dp->overlap) return KILN_OK;
     double t0 = kiln_time_s();
-    kiln_status st = zero_grads_complete(dp, b);
+    kiln_status st = kiln_zero_grads_complete(dp, b);
     dp->wait_s += kiln_time_s() - t0;
     return st;
 }
 
-kiln_status zero_grads_complete(kiln_dp *dp, dp_bucket *b)
+kiln_status kiln_zero_grads_complete(kiln_dp *dp, dp_bucket *b)
 {
     kiln_status st = kiln_comm_wait(b->req);
     b->req = NULL;

@@ -48,7 +48,7 @@ static kiln_status alloc_buffers(kiln_dp *dp, size_t largest)
     return KILN_OK;
 }
 
-kiln_status zero_params_init(kiln_dp *dp)
+kiln_status kiln_zero_params_init(kiln_dp *dp)
 {
     kiln_model *m = dp->model;
     int nb = kiln_model_num_blocks(m);
@@ -57,7 +57,7 @@ kiln_status zero_params_init(kiln_dp *dp)
     KILN_CHECK_ALLOC(dp->block_shares);
     for (int b = 0; b < nb; b++) {
         const kiln_block_info *blk = kiln_model_block(m, b);
-        KILN_CHECK(dp_plan_shares(dp, blk->offset, blk->numel, &dp->block_shares[b]));
+        KILN_CHECK(kiln_dp_plan_shares(dp, blk->offset, blk->numel, &dp->block_shares[b]));
         if (blk->numel > largest) largest = blk->numel;
     }
     KILN_CHECK(alloc_buffers(dp, largest));
@@ -70,10 +70,10 @@ kiln_status zero_params_init(kiln_dp *dp)
     return dp->be->synchronize(dp->be->stream);
 }
 
-void zero_params_free(kiln_dp *dp)
+void kiln_zero_params_free(kiln_dp *dp)
 {
     for (int b = 0; dp->block_shares && b < kiln_model_num_blocks(dp->model); b++)
-        dp_free_shares(&dp->block_shares[b]);
+        kiln_dp_free_shares(&dp->block_shares[b]);
     free(dp->block_shares);
     free(dp->host_shard);
     float *dev[] = {dp->shard_params, dp->shard_copy, dp->gather};
@@ -100,7 +100,7 @@ static kiln_status gather_block(kiln_dp *dp, int block)
     return st;
 }
 
-kiln_status zero_params_begin(kiln_dp *dp, int block)
+kiln_status kiln_zero_params_begin(kiln_dp *dp, int block)
 {
     /* pointed at the buffer first: a failure leaves garbage to compute on, not a crash */
     kiln_model_set_block_params(dp->model, block, dp->gather);
@@ -111,16 +111,16 @@ kiln_status zero_params_begin(kiln_dp *dp, int block)
     return dp->gathered == block ? KILN_OK : gather_block(dp, block);
 }
 
-void zero_params_end(kiln_dp *dp, int block)
+void kiln_zero_params_end(kiln_dp *dp, int block)
 {
     if (dp->in_use != block) return;
     kiln_model_set_block_params(dp->model, block, NULL);
     dp->in_use = -1;
 }
 
-void zero_params_changed(kiln_dp *dp) { dp->gathered = -1; }
+void kiln_zero_params_changed(kiln_dp *dp) { dp->gathered = -1; }
 
-kiln_status zero_params_to_host(kiln_dp *dp)
+kiln_status kiln_zero_params_to_host(kiln_dp *dp)
 {
     if (!dp->host_shard) return KILN_OK; /* the CPU: the shard is host memory */
     dp->be->copy_to_host(dp->host_shard, dp->shard_params, shard_numel(dp) * sizeof(float),
@@ -128,7 +128,7 @@ kiln_status zero_params_to_host(kiln_dp *dp)
     return dp->be->synchronize(dp->be->stream);
 }
 
-kiln_status zero_params_to_device(kiln_dp *dp)
+kiln_status kiln_zero_params_to_device(kiln_dp *dp)
 {
     if (dp->host_shard)
         dp->be->copy_to_device(dp->shard_params, dp->host_shard, shard_numel(dp) * sizeof(float),
@@ -137,4 +137,4 @@ kiln_status zero_params_to_device(kiln_dp *dp)
     return dp->be->synchronize(dp->be->stream);
 }
 
-float *zero_params_held(kiln_dp *dp) { return dp->host_shard ? dp->host_shard : dp->shard_params; }
+float *kiln_zero_params_held(kiln_dp *dp) { return dp->host_shard ? dp->host_shard : dp->shard_params; }

@@ -44,21 +44,21 @@ kiln_status kiln_registry_move_alias(const char *root, const char *name, const c
                                      int64_t version, int64_t expect)
 {
     char mdir[PATH_MAX], path[PATH_MAX], line[32];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     KILN_CHECK(kiln_registry_check_name("alias", alias));
     if (!strcmp(alias, KILN_REGISTRY_LATEST))
         return KILN_ERROR(KILN_ERR_ARG, "alias '%s' is built in (the highest version) and cannot "
                           "be set", alias);
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/aliases/%s", mdir, alias));
     int fd;
-    KILN_CHECK(reg_lock(mdir, &fd));
+    KILN_CHECK(kiln_reg_lock(mdir, &fd));
     int64_t before = 0;
     int had;
     json_t *meta = NULL;
-    kiln_status st = reg_read_alias(mdir, alias, &before, &had);
+    kiln_status st = kiln_reg_read_alias(mdir, alias, &before, &had);
     if (st == KILN_OK) st = check_expected(name, alias, had, before, expect);
-    if (st == KILN_OK && version > 0) st = reg_require_version(root, name, mdir, version);
-    if (st == KILN_OK && version > 0) st = reg_load_version(mdir, version, &meta);
+    if (st == KILN_OK && version > 0) st = kiln_reg_require_version(root, name, mdir, version);
+    if (st == KILN_OK && version > 0) st = kiln_reg_load_version(mdir, version, &meta);
     if (st == KILN_OK && version > 0) {
         snprintf(line, sizeof line, "%" PRId64 "\n", version);
         st = kiln_write_file_atomic(path, line, strlen(line));
@@ -70,7 +70,7 @@ kiln_status kiln_registry_move_alias(const char *root, const char *name, const c
         if (st == KILN_OK) st = kiln_fsync_parent_dir(path);
     }
     if (st == KILN_OK)
-        st = reg_history_append(mdir, version > 0 ? "alias" : "unalias",
+        st = kiln_reg_history_append(mdir, version > 0 ? "alias" : "unalias",
                                 json_pack("{s:s, s:o, s:o}", "alias", alias, "version",
                                           version > 0 ? json_integer(version) : json_null(),
                                           "previous", had ? json_integer(before) : json_null()));
@@ -86,11 +86,11 @@ kiln_status kiln_registry_aliases(const char *root, const char *name, char ***al
     *aliases = NULL;
     *versions = NULL;
     *n = 0;
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     KILN_CHECK(kiln_path_format(dir, sizeof dir, "%s/aliases", mdir));
     char **names = NULL;
     int count = 0;
-    KILN_CHECK(reg_list_names(dir, &names, &count));
+    KILN_CHECK(kiln_reg_list_names(dir, &names, &count));
     int64_t *v = calloc((size_t)count + 1, sizeof *v);
     if (!v) {
         kiln_registry_free_names(names, count);
@@ -99,7 +99,7 @@ kiln_status kiln_registry_aliases(const char *root, const char *name, char ***al
     int kept = 0;
     for (int i = 0; i < count; i++) {
         int found = 0;
-        kiln_status st = reg_read_alias(mdir, names[i], &v[kept], &found);
+        kiln_status st = kiln_reg_read_alias(mdir, names[i], &v[kept], &found);
         if (st != KILN_OK || !found) { /* removed meanwhile, or not an alias file */
             kiln_error_clear();
             free(names[i]);
@@ -144,7 +144,7 @@ static kiln_status current_version(const char *root, const char *mdir, kiln_regi
     if (!strcmp(ref->alias, KILN_REGISTRY_LATEST)) {
         int64_t *v;
         int n;
-        KILN_CHECK(reg_list_versions(mdir, &v, &n));
+        KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
         *version = n ? v[n - 1] : 0;
         free(v);
         if (!n)
@@ -153,7 +153,7 @@ static kiln_status current_version(const char *root, const char *mdir, kiln_regi
         return KILN_OK;
     }
     int found;
-    KILN_CHECK(reg_read_alias(mdir, ref->alias, version, &found));
+    KILN_CHECK(kiln_reg_read_alias(mdir, ref->alias, version, &found));
     if (found) return KILN_OK;
     char have[1024];
     describe_aliases(root, ref->name, have, sizeof have);
@@ -161,30 +161,26 @@ static kiln_status current_version(const char *root, const char *mdir, kiln_regi
                       ref->name, root, ref->alias, have);
 }
 
-/* The path of the version's first artifact of kind "model". */
+/* The path of the version's primary artifact (the first of the version's own kind). */
 static kiln_status model_artifact(const char *mdir, int64_t version, json_t *meta, char *path,
                                   size_t len)
 {
     char vdir[PATH_MAX];
-    KILN_CHECK(reg_version_dir(mdir, version, vdir, sizeof vdir));
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(meta, "artifacts"), i, a)
-    {
-        const char *kind = json_string_value(json_object_get(a, "kind"));
-        const char *where = json_string_value(json_object_get(a, "path"));
-        if (!kind || strcmp(kind, "model") || !where) continue;
-        if (json_is_true(json_object_get(a, "external")))
-            KILN_CHECK(kiln_path_format(path, len, "%s", where));
-        else
-            KILN_CHECK(kiln_path_format(path, len, "%s/%s", vdir, where));
-        if (!kiln_path_exists(path))
-            return KILN_ERROR(KILN_ERR_DATA, "version %" PRId64 " in '%s': its model artifact "
-                              "'%s' is missing", version, mdir, path);
-        return KILN_OK;
-    }
-    return KILN_ERROR(KILN_ERR_DATA, "version %" PRId64 " in '%s' has no artifact of kind "
-                      "\"model\"", version, mdir);
+    KILN_CHECK(kiln_reg_version_dir(mdir, version, vdir, sizeof vdir));
+    const char *kind = kiln_reg_version_kind(meta);
+    json_t *a = kiln_reg_primary_artifact(meta);
+    const char *where = json_string_value(json_object_get(a, "path"));
+    if (!where)
+        return KILN_ERROR(KILN_ERR_DATA, "version %" PRId64 " in '%s' has no artifact of kind "
+                          "\"%s\"", version, mdir, kind);
+    if (json_is_true(json_object_get(a, "external")))
+        KILN_CHECK(kiln_path_format(path, len, "%s", where));
+    else
+        KILN_CHECK(kiln_path_format(path, len, "%s/%s", vdir, where));
+    if (!kiln_path_exists(path))
+        return KILN_ERROR(KILN_ERR_DATA, "version %" PRId64 " in '%s': its %s artifact '%s' is "
+                          "missing", version, mdir, kind, path);
+    return KILN_OK;
 }
 
 kiln_status kiln_registry_resolve(const char *root, const char *uri, kiln_registry_ref *ref,
@@ -192,15 +188,15 @@ kiln_status kiln_registry_resolve(const char *root, const char *uri, kiln_regist
 {
     char mdir[PATH_MAX], have[256];
     KILN_CHECK(kiln_registry_parse_uri(uri, ref));
-    KILN_CHECK(reg_model_dir(root, ref->name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, ref->name, mdir, sizeof mdir, NULL));
     int64_t v = 0, previous = -1;
     for (int attempt = 0; attempt < RESOLVE_ATTEMPTS; attempt++) {
         KILN_CHECK(current_version(root, mdir, ref, &v));
         char vdir[PATH_MAX];
-        KILN_CHECK(reg_version_dir(mdir, v, vdir, sizeof vdir));
+        KILN_CHECK(kiln_reg_version_dir(mdir, v, vdir, sizeof vdir));
         if (kiln_path_exists(vdir)) {
             json_t *meta = NULL;
-            kiln_status st = reg_load_version(mdir, v, &meta);
+            kiln_status st = kiln_reg_load_version(mdir, v, &meta);
             if (st == KILN_OK) st = model_artifact(mdir, v, meta, model_path, len);
             json_decref(meta);
             if (st == KILN_OK) {
@@ -213,12 +209,12 @@ kiln_status kiln_registry_resolve(const char *root, const char *uri, kiln_regist
         if (!ref->alias[0] || v == previous) break; /* a number, or an alias that stays put */
         previous = v;
     }
-    reg_describe_versions(mdir, have, sizeof have);
+    kiln_reg_describe_versions(mdir, have, sizeof have);
     if (ref->alias[0])
         return KILN_ERROR(KILN_ERR_DATA, "alias '%s' of model '%s' in registry '%s' points to "
                           "version %" PRId64 ", which does not exist (%s)", ref->alias,
                           ref->name, root, v, have);
-    return reg_require_version(root, ref->name, mdir, v);
+    return kiln_reg_require_version(root, ref->name, mdir, v);
 }
 
 kiln_status kiln_registry_locate(const char *root, const char *path_or_uri, char *path,

@@ -1,43 +1,53 @@
 /* What a version learns from a kiln checkpoint artifact: the run's config becomes params (one
- * key per dotted path, typed as the schema types it) and lineage (the config text, the source
- * file, the data file with its sha256), its counters become metrics. */
+ * key per dotted path, typed as its YAML reads, since the registry knows no job's schema) and
+ * lineage (the config text, the source file, the data file with its sha256), its counters
+ * become metrics. */
 #include <errno.h>
+#include <math.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kiln/fs.h"
 #include "kiln/h5util.h"
 #include "kiln/log.h"
-#include "kiln/train.h"
 #include "registry_internal.h"
 
-static json_t *config_value(const kiln_cfg_key *key, const void *cfg)
+/* A plain YAML scalar as JSON: integer, number, boolean or null where it reads as one
+ * (YAML 1.1's core forms), else a string; a quoted scalar is always a string. */
+static json_t *scalar_value(const char *text, int quoted)
 {
-    const char *field = (const char *)cfg + key->offset;
-    switch (key->type) {
-    case KILN_CFG_INT: return json_integer(*(const int *)field);
-    case KILN_CFG_INT64: return json_integer(*(const int64_t *)field);
-    case KILN_CFG_FLOAT: return json_real(*(const double *)field);
-    case KILN_CFG_BOOL: return json_boolean(*(const int *)field);
-    case KILN_CFG_STRING: return json_string(field);
-    case KILN_CFG_INT_LIST: {
-        const kiln_cfg_int_list *list = (const kiln_cfg_int_list *)field;
-        json_t *a = json_array();
-        for (int i = 0; a && i < list->n; i++) json_array_append_new(a, json_integer(list->v[i]));
-        return a;
-    }
-    }
-    return json_null();
+    if (quoted) return json_string(text);
+    if (!strcmp(text, "true") || !strcmp(text, "false")) return json_boolean(text[0] == 't');
+    if (!strcmp(text, "null") || !strcmp(text, "~") || !text[0]) return json_null();
+    char *end;
+    errno = 0;
+    long long i = strtoll(text, &end, 10);
+    if (!*end && errno == 0) return json_integer(i);
+    double d = strtod(text, &end);
+    if (!*end && isfinite(d)) return json_real(d);
+    return json_string(text);
 }
 
-static json_t *config_params(const kiln_train_config *cfg)
+typedef struct params_walk {
+    json_t *params;
+    char data_path[PATH_MAX];  /* data.path, the dataset the run read (lineage) */
+} params_walk;
+
+static kiln_status on_config_value(void *ctx, const char *path, const char *const *items,
+                                   int n_items, int is_sequence, int quoted)
 {
-    json_t *params = json_object();
-    for (size_t i = 0; params && i < kiln_train_schema.n_keys; i++) {
-        const kiln_cfg_key *key = &kiln_train_schema.keys[i];
-        json_object_set_new(params, key->path, config_value(key, cfg));
+    params_walk *w = ctx;
+    json_t *v;
+    if (is_sequence) {
+        v = json_array();
+        for (int i = 0; v && i < n_items; i++) json_array_append_new(v, scalar_value(items[i], 0));
+    } else {
+        v = scalar_value(items[0], quoted);
+        if (!strcmp(path, "data.path")) snprintf(w->data_path, sizeof w->data_path, "%s", items[0]);
     }
-    return params;
+    if (!v || json_object_set_new(w->params, path, v) != 0)
+        return KILN_ERROR(KILN_ERR_NOMEM, "registry params: key '%s'", path);
+    return KILN_OK;
 }
 
 /* {path, sha256, bytes} of a data file; sha256 null (with a warning) when it is gone. */
@@ -75,30 +85,31 @@ static kiln_status read_checkpoint(const char *path, int *is_ckpt, int64_t count
     return st;
 }
 
-kiln_status reg_checkpoint_fields(const char *path, json_t **out)
+kiln_status kiln_reg_checkpoint_fields(const char *path, json_t **out)
 {
     *out = NULL;
     enum { CONFIG_MAX = 65536 };
     char *config = malloc(CONFIG_MAX);
-    kiln_train_config *cfg = malloc(sizeof *cfg);
-    kiln_status st = config && cfg ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "checkpoint fields");
+    params_walk walk = {json_object(), ""};
+    kiln_status st = config && walk.params ? KILN_OK
+                                           : KILN_ERROR(KILN_ERR_NOMEM, "checkpoint fields");
     int is_ckpt = 0;
     int64_t c[3] = {0, 0, 0};
     if (st == KILN_OK) st = read_checkpoint(path, &is_ckpt, c, config, CONFIG_MAX);
-    if (st == KILN_OK && is_ckpt)
-        st = kiln_config_load_text(&kiln_train_schema, cfg, config, path, NULL, 0);
+    /* the params are the job's config as it wrote it, whatever kind of job that was */
+    if (st == KILN_OK && is_ckpt) st = kiln_config_walk_values(config, path, on_config_value, &walk);
     if (st == KILN_OK && is_ckpt) {
         char where[PATH_MAX];
         if (!realpath(path, where)) snprintf(where, sizeof where, "%s", path);
         json_t *data = json_array();
-        if (data && cfg->data.path[0]) json_array_append_new(data, data_record(cfg->data.path));
-        *out = json_pack("{s:{s:I, s:I, s:I}, s:o, s:{s:s, s:s, s:I, s:o}}", "metrics", "step",
+        if (data && walk.data_path[0]) json_array_append_new(data, data_record(walk.data_path));
+        *out = json_pack("{s:{s:I, s:I, s:I}, s:O, s:{s:s, s:s, s:I, s:o}}", "metrics", "step",
                          (json_int_t)c[0], "samples_seen", (json_int_t)c[1], "tokens_seen",
-                         (json_int_t)c[2], "params", config_params(cfg), "lineage", "config",
+                         (json_int_t)c[2], "params", walk.params, "lineage", "config",
                          config, "source", where, "source_step", (json_int_t)c[0], "data", data);
         if (!*out) st = KILN_ERROR(KILN_ERR_NOMEM, "checkpoint fields of '%s'", path);
     }
+    json_decref(walk.params);
     free(config);
-    free(cfg);
     return st;
 }

@@ -53,8 +53,8 @@ static void verify_version(const char *name, const char *mdir, int64_t v, FILE *
     snprintf(ref.name, sizeof ref.name, "%s", name);
     kiln_registry_format_uri(&ref, uri, sizeof uri);
     json_t *meta = NULL;
-    if (reg_version_dir(mdir, v, vdir, sizeof vdir) != KILN_OK ||
-        reg_load_version(mdir, v, &meta) != KILN_OK) {
+    if (kiln_reg_version_dir(mdir, v, vdir, sizeof vdir) != KILN_OK ||
+        kiln_reg_load_version(mdir, v, &meta) != KILN_OK) {
         fprintf(out, "%s: BAD metadata: %s\n", uri, kiln_error_message());
         kiln_error_clear();
         (*n_bad)++;
@@ -74,15 +74,15 @@ static kiln_status verify_model(const char *root, const char *name, int64_t vers
                                 int *n_bad)
 {
     char mdir[PATH_MAX];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     if (version > 0) {
-        KILN_CHECK(reg_require_version(root, name, mdir, version));
+        KILN_CHECK(kiln_reg_require_version(root, name, mdir, version));
         verify_version(name, mdir, version, out, n_bad);
         return KILN_OK;
     }
     int64_t *v;
     int n;
-    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     for (int i = 0; i < n; i++) verify_version(name, mdir, v[i], out, n_bad);
     free(v);
     return KILN_OK;
@@ -121,14 +121,14 @@ static kiln_status plan(const char *root, const char *name, const char *mdir, in
     int n, na;
     *victims = NULL;
     *n_victims = 0;
-    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     kiln_status st = kiln_registry_aliases(root, name, &aliases, &aliased, &na);
     if (st != KILN_OK) {
         free(v);
         return st;
     }
     kiln_registry_free_names(aliases, na);
-    qsort(v, (size_t)n, sizeof *v, cmp_desc);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, cmp_desc);
     int unaliased = 0, out = 0;
     for (int i = 0; i < n; i++) {
         int is_aliased = 0;
@@ -137,7 +137,7 @@ static kiln_status plan(const char *root, const char *name, const char *mdir, in
         if (unaliased++ >= keep) v[out++] = v[i];
     }
     free(aliased);
-    qsort(v, (size_t)out, sizeof *v, cmp_asc);
+    if (out > 1) qsort(v, (size_t)out, sizeof *v, cmp_asc);
     *victims = v;
     *n_victims = out;
     return KILN_OK;
@@ -148,7 +148,7 @@ kiln_status kiln_registry_gc_plan(const char *root, const char *name, int keep, 
 {
     char mdir[PATH_MAX];
     if (keep < 0) return KILN_ERROR(KILN_ERR_ARG, "gc: --keep must be >= 0, found %d", keep);
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     return plan(root, name, mdir, keep, victims, n);
 }
 
@@ -156,14 +156,14 @@ kiln_status kiln_registry_gc_plan(const char *root, const char *name, int keep, 
 static kiln_status remove_version(const char *mdir, int64_t v)
 {
     char vdir[PATH_MAX], trash[PATH_MAX];
-    KILN_CHECK(reg_version_dir(mdir, v, vdir, sizeof vdir));
+    KILN_CHECK(kiln_reg_version_dir(mdir, v, vdir, sizeof vdir));
     KILN_CHECK(kiln_path_format(trash, sizeof trash, "%s/.trash/%" PRId64 "-%ld", mdir, v,
                                 (long)getpid()));
     if (rename(vdir, trash) != 0)
         return KILN_ERROR(KILN_ERR_IO, "cannot move '%s' to '%s': %s", vdir, trash, strerror(errno));
     KILN_CHECK(kiln_fsync_parent_dir(vdir));
-    KILN_CHECK(reg_remove_flat_dir(trash));
-    return reg_history_append(mdir, "gc", json_pack("{s:I}", "version", (json_int_t)v));
+    KILN_CHECK(kiln_reg_remove_flat_dir(trash));
+    return kiln_reg_history_append(mdir, "gc", json_pack("{s:I}", "version", (json_int_t)v));
 }
 
 /* Staging directories of writers that died more than a day ago (live writers are seconds
@@ -185,7 +185,7 @@ static kiln_status clear_leftovers(const char *mdir)
             st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
             if (st != KILN_OK || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
             if (k == 0 && time(NULL) - sb.st_mtime < STALE_STAGING_S) continue;
-            st = reg_remove_flat_dir(path);
+            st = kiln_reg_remove_flat_dir(path);
         }
         closedir(d);
     }
@@ -198,9 +198,9 @@ kiln_status kiln_registry_gc(const char *root, const char *name, int keep,
     char mdir[PATH_MAX];
     *n_removed = 0;
     if (keep < 0) return KILN_ERROR(KILN_ERR_ARG, "gc: --keep must be >= 0, found %d", keep);
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     int fd;
-    KILN_CHECK(reg_lock(mdir, &fd));
+    KILN_CHECK(kiln_reg_lock(mdir, &fd));
     int64_t *victims = NULL;
     int n = 0;
     kiln_status st = plan(root, name, mdir, keep, &victims, &n);

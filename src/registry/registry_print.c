@@ -60,8 +60,8 @@ kiln_status kiln_registry_print_versions(const char *root, const char *name, FIL
     int64_t *v, *av;
     char **a;
     int n, na;
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
-    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     kiln_status st = kiln_registry_aliases(root, name, &a, &av, &na);
     if (st != KILN_OK) {
         free(v);
@@ -73,7 +73,7 @@ kiln_status kiln_registry_print_versions(const char *root, const char *name, FIL
         json_t *meta = NULL;
         char list[512];
         aliases_of(a, av, na, v[i], list, sizeof list);
-        if (reg_load_version(mdir, v[i], &meta) != KILN_OK) {
+        if (kiln_reg_load_version(mdir, v[i], &meta) != KILN_OK) {
             fprintf(out, "%8" PRId64 "  (unreadable: %s)\n", v[i], kiln_error_message());
             kiln_error_clear();
             continue;
@@ -99,7 +99,7 @@ kiln_status kiln_registry_print_versions(const char *root, const char *name, FIL
 kiln_status kiln_registry_print_history(const char *root, const char *name, FILE *out)
 {
     char mdir[PATH_MAX], path[PATH_MAX], line[8192];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/history.jsonl", mdir));
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -161,8 +161,8 @@ static kiln_status load_ref(const char *root, const char *uri, kiln_registry_ref
 {
     char path[PATH_MAX], mdir[PATH_MAX];
     KILN_CHECK(kiln_registry_resolve(root, uri, ref, path, sizeof path));
-    KILN_CHECK(reg_model_dir(root, ref->name, mdir, sizeof mdir, NULL));
-    return reg_load_version(mdir, ref->version, meta);
+    KILN_CHECK(kiln_reg_model_dir(root, ref->name, mdir, sizeof mdir, NULL));
+    return kiln_reg_load_version(mdir, ref->version, meta);
 }
 
 kiln_status kiln_registry_print_diff(const char *root, const char *uri_a, const char *uri_b,

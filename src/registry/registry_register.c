@@ -17,16 +17,16 @@
 #include "registry_internal.h"
 
 /* The metadata fields every version has, in the order version.json lists them. */
-static json_t *base_metadata(const char *name)
+static json_t *base_metadata(const char *name, const char *kind)
 {
     char now[32], user[256], host[256] = "";
-    reg_time_now(now);
-    reg_user(user, sizeof user);
+    kiln_reg_time_now(now);
+    kiln_reg_user(user, sizeof user);
     if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "unknown");
     const char *job = getenv("SLURM_JOB_ID");
-    return json_pack("{s:i, s:s, s:i, s:s, s:s, s:s, s:o, s:s, s:n, s:{}, s:{}, s:{}}",
-                     "format", REG_FORMAT, "name", name, "version", 0, "created", now, "user",
-                     user, "host", host, "slurm_job_id",
+    return json_pack("{s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:{}, s:{}, s:{}}",
+                     "format", REG_FORMAT, "name", name, "version", 0, "kind", kind, "created",
+                     now, "user", user, "host", host, "slurm_job_id",
                      job && *job ? json_string(job) : json_null(), "kiln_version", KILN_VERSION,
                      "parent", "metrics", "params", "lineage");
 }
@@ -113,7 +113,7 @@ static kiln_status highest_allocated(const char *mdir, int64_t *highest)
     char path[PATH_MAX], line[64] = "";
     int64_t *v;
     int n;
-    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     *highest = n ? v[n - 1] : 0;
     free(v);
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/last_version", mdir));
@@ -136,8 +136,8 @@ static kiln_status publish(const char *mdir, const char *staging, json_t *meta, 
     int64_t v = highest + 1;
     json_object_set_new(meta, "version", json_integer(v));
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/" REG_VERSION_FILE, staging));
-    KILN_CHECK(reg_json_save(path, meta));
-    KILN_CHECK(reg_version_dir(mdir, v, dst, sizeof dst));
+    KILN_CHECK(kiln_reg_json_save(path, meta));
+    KILN_CHECK(kiln_reg_version_dir(mdir, v, dst, sizeof dst));
     if (rename(staging, dst) != 0)
         return KILN_ERROR(KILN_ERR_IO, "cannot rename '%s' to '%s': %s", staging, dst,
                           strerror(errno));
@@ -145,7 +145,7 @@ static kiln_status publish(const char *mdir, const char *staging, json_t *meta, 
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/last_version", mdir));
     snprintf(line, sizeof line, "%" PRId64 "\n", v);
     KILN_CHECK(kiln_write_file_atomic(path, line, strlen(line)));
-    KILN_CHECK(reg_history_append(mdir, "register", json_pack("{s:I}", "version", (json_int_t)v)));
+    KILN_CHECK(kiln_reg_history_append(mdir, "register", json_pack("{s:I}", "version", (json_int_t)v)));
     *version = v;
     return KILN_OK;
 }
@@ -155,14 +155,16 @@ static kiln_status publish(const char *mdir, const char *staging, json_t *meta, 
 static kiln_status build_metadata(const char *name, const kiln_registry_artifact *artifacts,
                                   int n, const char *fields_json, json_t *records, json_t **out)
 {
-    json_t *meta = base_metadata(name), *from_ckpt = NULL, *fields = NULL;
+    /* the version's kind is its first artifact's: a model, a feature set, an index, ... */
+    const char *kind = artifacts[0].kind ? artifacts[0].kind : KILN_REGISTRY_KIND_MODEL;
+    json_t *meta = base_metadata(name, kind), *from_ckpt = NULL, *fields = NULL;
     KILN_CHECK_ALLOC(meta);
     kiln_status st = parse_fields(fields_json, &fields);
-    for (int i = 0; i < n && st == KILN_OK; i++) {
-        if (artifacts[i].kind && strcmp(artifacts[i].kind, "model")) continue;
-        st = reg_checkpoint_fields(artifacts[i].path, &from_ckpt);
-        break;
-    }
+    if (st == KILN_OK && fields && json_object_get(fields, "kind"))
+        st = KILN_ERROR(KILN_ERR_ARG, "registering '%s': a version's kind is its first "
+                        "artifact's ('%s'), not a field", name, kind);
+    if (st == KILN_OK && !strcmp(kind, KILN_REGISTRY_KIND_MODEL))
+        st = kiln_reg_checkpoint_fields(artifacts[0].path, &from_ckpt);
     if (st == KILN_OK) {
         if (from_ckpt) merge_one_level(meta, from_ckpt);
         if (fields) merge_one_level(meta, fields);
@@ -194,7 +196,7 @@ kiln_status kiln_registry_register(const char *root, const char *name,
     char mdir[PATH_MAX], staging[PATH_MAX];
     int exists;
     *version = 0;
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, &exists));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, &exists));
     if (n_artifacts < 1)
         return KILN_ERROR(KILN_ERR_ARG, "registering '%s': at least one artifact is needed", name);
     KILN_CHECK(make_model_dirs(mdir));
@@ -208,11 +210,11 @@ kiln_status kiln_registry_register(const char *root, const char *name,
         st = stage_artifact(staging, &artifacts[i], records);
     if (st == KILN_OK) st = build_metadata(name, artifacts, n_artifacts, fields_json, records, &meta);
     int fd = -1;
-    if (st == KILN_OK) st = reg_lock(mdir, &fd);
+    if (st == KILN_OK) st = kiln_reg_lock(mdir, &fd);
     if (st == KILN_OK) st = publish(mdir, staging, meta, version);
     kiln_file_unlock(fd);
-    if (st != KILN_OK && kiln_path_exists(staging) && reg_remove_flat_dir(staging) != KILN_OK)
-        kiln_error_trace(__FILE__, __LINE__, "reg_remove_flat_dir(staging)"); /* keep first error */
+    if (st != KILN_OK && kiln_path_exists(staging) && kiln_reg_remove_flat_dir(staging) != KILN_OK)
+        kiln_error_trace(__FILE__, __LINE__, "kiln_reg_remove_flat_dir(staging)"); /* keep first error */
     json_decref(records);
     json_decref(meta);
     return st;
@@ -248,23 +250,23 @@ kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64
                                        const kiln_registry_artifact *artifact)
 {
     char mdir[PATH_MAX], vdir[PATH_MAX], path[PATH_MAX];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
-    KILN_CHECK(reg_version_dir(mdir, version, vdir, sizeof vdir));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_version_dir(mdir, version, vdir, sizeof vdir));
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/" REG_VERSION_FILE, vdir));
     int fd;
-    KILN_CHECK(reg_lock(mdir, &fd));
+    KILN_CHECK(kiln_reg_lock(mdir, &fd));
     json_t *meta = NULL;
-    kiln_status st = reg_load_version(mdir, version, &meta);
+    kiln_status st = kiln_reg_load_version(mdir, version, &meta);
     json_t *records = meta ? json_object_get(meta, "artifacts") : NULL;
     if (st == KILN_OK && !json_is_array(records))
         st = KILN_ERROR(KILN_ERR_DATA, "registry file '%s' has no artifacts list", path);
     int same = 0;
     if (st == KILN_OK) st = already_there(records, artifact, name, version, &same);
     if (st == KILN_OK && !same) st = stage_artifact(vdir, artifact, records);
-    if (st == KILN_OK && !same) st = reg_json_save(path, meta);
+    if (st == KILN_OK && !same) st = kiln_reg_json_save(path, meta);
     if (st == KILN_OK && !same) {
         char buf[PATH_MAX];
-        st = reg_history_append(mdir, "artifact",
+        st = kiln_reg_history_append(mdir, "artifact",
                                 json_pack("{s:I, s:s}", "version", (json_int_t)version, "artifact",
                                           artifact_name(artifact, buf, sizeof buf)));
     }
@@ -273,17 +275,10 @@ kiln_status kiln_registry_add_artifact(const char *root, const char *name, int64
     return st;
 }
 
-/* sha256 of the version's first model artifact, or NULL. */
+/* sha256 of the version's primary artifact, or NULL. */
 static const char *model_sha(json_t *meta)
 {
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(meta, "artifacts"), i, a)
-    {
-        const char *kind = json_string_value(json_object_get(a, "kind"));
-        if (kind && !strcmp(kind, "model")) return json_string_value(json_object_get(a, "sha256"));
-    }
-    return NULL;
+    return json_string_value(json_object_get(kiln_reg_primary_artifact(meta), "sha256"));
 }
 
 kiln_status kiln_registry_find_source(const char *root, const char *name, const char *source,
@@ -292,15 +287,15 @@ kiln_status kiln_registry_find_source(const char *root, const char *name, const 
     char mdir[PATH_MAX], where[PATH_MAX], sha[KILN_SHA256_HEX] = "";
     int exists;
     *version = 0;
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, &exists));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, &exists));
     if (!exists || !realpath(source, where)) return KILN_OK;
     int64_t *v;
     int n;
-    KILN_CHECK(reg_list_versions(mdir, &v, &n));
+    KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     kiln_status st = KILN_OK;
     for (int i = n - 1; i >= 0 && !*version && st == KILN_OK; i--) {
         json_t *meta = NULL;
-        if (reg_load_version(mdir, v[i], &meta) != KILN_OK) { /* verify reports those */
+        if (kiln_reg_load_version(mdir, v[i], &meta) != KILN_OK) { /* verify reports those */
             kiln_error_clear();
             continue;
         }

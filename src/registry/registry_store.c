@@ -13,7 +13,7 @@
 #include "kiln/fs.h"
 #include "registry_internal.h"
 
-kiln_status reg_model_dir(const char *root, const char *name, char *dir, size_t len, int *exists)
+kiln_status kiln_reg_model_dir(const char *root, const char *name, char *dir, size_t len, int *exists)
 {
     KILN_CHECK(kiln_registry_check_name("model name", name));
     KILN_CHECK(kiln_path_format(dir, len, "%s/models/%s", root, name));
@@ -35,7 +35,7 @@ kiln_status reg_model_dir(const char *root, const char *name, char *dir, size_t 
                       n ? "models: " : "it has no models", list);
 }
 
-kiln_status reg_version_dir(const char *mdir, int64_t version, char *dir, size_t len)
+kiln_status kiln_reg_version_dir(const char *mdir, int64_t version, char *dir, size_t len)
 {
     return kiln_path_format(dir, len, "%s/versions/%" PRId64, mdir, version);
 }
@@ -46,14 +46,14 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-kiln_status reg_list_versions(const char *mdir, int64_t **versions, int *n)
+kiln_status kiln_reg_list_versions(const char *mdir, int64_t **versions, int *n)
 {
     char dir[PATH_MAX], **names;
     int count;
     *versions = NULL;
     *n = 0;
     KILN_CHECK(kiln_path_format(dir, sizeof dir, "%s/versions", mdir));
-    KILN_CHECK(reg_list_names(dir, &names, &count));
+    KILN_CHECK(kiln_reg_list_names(dir, &names, &count));
     int64_t *v = malloc(((size_t)count + 1) * sizeof *v);
     if (!v) {
         kiln_registry_free_names(names, count);
@@ -62,19 +62,19 @@ kiln_status reg_list_versions(const char *mdir, int64_t **versions, int *n)
     for (int i = 0; i < count; i++) {
         char *end;
         long long x = strtoll(names[i], &end, 10);
-        if (!*end && x >= 1 && names[i][0] != '0') v[(*n)++] = x; /* what reg_version_dir makes */
+        if (!*end && x >= 1 && names[i][0] != '0') v[(*n)++] = x; /* what kiln_reg_version_dir makes */
     }
     kiln_registry_free_names(names, count);
-    qsort(v, (size_t)*n, sizeof *v, cmp_i64);
+    if (*n > 1) qsort(v, (size_t)*n, sizeof *v, cmp_i64); /* qsort(NULL, 0) is undefined */
     *versions = v;
     return KILN_OK;
 }
 
-void reg_describe_versions(const char *mdir, char *buf, size_t len)
+void kiln_reg_describe_versions(const char *mdir, char *buf, size_t len)
 {
     int64_t *v;
     int n;
-    if (reg_list_versions(mdir, &v, &n) != KILN_OK) {
+    if (kiln_reg_list_versions(mdir, &v, &n) != KILN_OK) {
         kiln_error_clear();
         snprintf(buf, len, "versions unreadable");
         return;
@@ -88,18 +88,18 @@ void reg_describe_versions(const char *mdir, char *buf, size_t len)
     free(v);
 }
 
-kiln_status reg_require_version(const char *root, const char *name, const char *mdir,
+kiln_status kiln_reg_require_version(const char *root, const char *name, const char *mdir,
                                 int64_t version)
 {
     char vdir[PATH_MAX], have[256];
-    KILN_CHECK(reg_version_dir(mdir, version, vdir, sizeof vdir));
+    KILN_CHECK(kiln_reg_version_dir(mdir, version, vdir, sizeof vdir));
     if (version > 0 && kiln_path_exists(vdir)) return KILN_OK;
-    reg_describe_versions(mdir, have, sizeof have);
+    kiln_reg_describe_versions(mdir, have, sizeof have);
     return KILN_ERROR(KILN_ERR_ARG, "model '%s' in registry '%s' has no version %" PRId64 " (%s)",
                       name, root, version, have);
 }
 
-kiln_status reg_read_alias(const char *mdir, const char *alias, int64_t *version, int *found)
+kiln_status kiln_reg_read_alias(const char *mdir, const char *alias, int64_t *version, int *found)
 {
     char path[PATH_MAX], line[64] = "";
     *found = 0;
@@ -120,14 +120,14 @@ kiln_status reg_read_alias(const char *mdir, const char *alias, int64_t *version
     return KILN_OK;
 }
 
-kiln_status reg_lock(const char *mdir, int *fd)
+kiln_status kiln_reg_lock(const char *mdir, int *fd)
 {
     char path[PATH_MAX];
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/.lock", mdir));
     return kiln_file_lock(path, fd);
 }
 
-kiln_status reg_json_load(const char *path, json_t **out)
+kiln_status kiln_reg_json_load(const char *path, json_t **out)
 {
     json_error_t err;
     *out = NULL;
@@ -145,7 +145,7 @@ kiln_status reg_json_load(const char *path, json_t **out)
     return KILN_OK;
 }
 
-kiln_status reg_json_save(const char *path, const json_t *obj)
+kiln_status kiln_reg_json_save(const char *path, const json_t *obj)
 {
     char *text = json_dumps(obj, REG_JSON_PRETTY);
     KILN_CHECK_ALLOC(text);
@@ -156,13 +156,13 @@ kiln_status reg_json_save(const char *path, const json_t *obj)
     return st;
 }
 
-kiln_status reg_load_version(const char *mdir, int64_t version, json_t **out)
+kiln_status kiln_reg_load_version(const char *mdir, int64_t version, json_t **out)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    KILN_CHECK(reg_version_dir(mdir, version, dir, sizeof dir));
+    KILN_CHECK(kiln_reg_version_dir(mdir, version, dir, sizeof dir));
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/" REG_VERSION_FILE, dir));
     json_t *j;
-    KILN_CHECK(reg_json_load(path, &j));
+    KILN_CHECK(kiln_reg_json_load(path, &j));
     const char *base = strrchr(mdir, '/');
     base = base ? base + 1 : mdir;
     json_t *name = json_object_get(j, "name"), *v = json_object_get(j, "version");
@@ -176,7 +176,7 @@ kiln_status reg_load_version(const char *mdir, int64_t version, json_t **out)
     return KILN_OK;
 }
 
-void reg_time_now(char buf[32])
+void kiln_reg_time_now(char buf[32])
 {
     time_t now = time(NULL);
     struct tm tm;
@@ -184,7 +184,7 @@ void reg_time_now(char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-void reg_user(char *buf, size_t len)
+void kiln_reg_user(char *buf, size_t len)
 {
     const char *u = getenv("USER");
     struct passwd *pw = (u && *u) ? NULL : getpwuid(geteuid());
@@ -196,11 +196,11 @@ void reg_user(char *buf, size_t len)
         snprintf(buf, len, "uid %u", (unsigned)geteuid());
 }
 
-kiln_status reg_history_append(const char *mdir, const char *event, json_t *fields)
+kiln_status kiln_reg_history_append(const char *mdir, const char *event, json_t *fields)
 {
     char path[PATH_MAX], now[32], user[256];
-    reg_time_now(now);
-    reg_user(user, sizeof user);
+    kiln_reg_time_now(now);
+    kiln_reg_user(user, sizeof user);
     json_t *line = json_pack("{s:s, s:s, s:s}", "time", now, "user", user, "event", event);
     if (line && fields) json_object_update(line, fields);
     json_decref(fields);
@@ -224,7 +224,7 @@ kiln_status reg_history_append(const char *mdir, const char *event, json_t *fiel
     return st;
 }
 
-kiln_status reg_remove_flat_dir(const char *dir)
+kiln_status kiln_reg_remove_flat_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return KILN_ERROR(KILN_ERR_IO, "cannot list '%s': %s", dir, strerror(errno));
@@ -248,7 +248,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-kiln_status reg_list_names(const char *dir, char ***names, int *n)
+kiln_status kiln_reg_list_names(const char *dir, char ***names, int *n)
 {
     *names = NULL;
     *n = 0;
@@ -284,7 +284,7 @@ kiln_status reg_list_names(const char *dir, char ***names, int *n)
         *n = 0;
         return st;
     }
-    qsort(*names, (size_t)*n, sizeof **names, cmp_str);
+    if (*n > 1) qsort(*names, (size_t)*n, sizeof **names, cmp_str);
     return KILN_OK;
 }
 
@@ -298,26 +298,45 @@ kiln_status kiln_registry_models(const char *root, char ***names, int *n)
 {
     char dir[PATH_MAX];
     KILN_CHECK(kiln_path_format(dir, sizeof dir, "%s/models", root));
-    return reg_list_names(dir, names, n);
+    return kiln_reg_list_names(dir, names, n);
 }
 
 kiln_status kiln_registry_versions(const char *root, const char *name, int64_t **versions, int *n)
 {
     char mdir[PATH_MAX];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
-    return reg_list_versions(mdir, versions, n);
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    return kiln_reg_list_versions(mdir, versions, n);
 }
 
 kiln_status kiln_registry_version_json(const char *root, const char *name, int64_t version,
                                        char **json)
 {
     char mdir[PATH_MAX];
-    KILN_CHECK(reg_model_dir(root, name, mdir, sizeof mdir, NULL));
-    KILN_CHECK(reg_require_version(root, name, mdir, version));
+    KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
+    KILN_CHECK(kiln_reg_require_version(root, name, mdir, version));
     json_t *meta;
-    KILN_CHECK(reg_load_version(mdir, version, &meta));
+    KILN_CHECK(kiln_reg_load_version(mdir, version, &meta));
     *json = json_dumps(meta, REG_JSON_PRETTY);
     json_decref(meta);
     KILN_CHECK_ALLOC(*json);
     return KILN_OK;
+}
+
+const char *kiln_reg_version_kind(json_t *meta)
+{
+    const char *kind = json_string_value(json_object_get(meta, "kind"));
+    return kind && *kind ? kind : KILN_REGISTRY_KIND_MODEL;
+}
+
+json_t *kiln_reg_primary_artifact(json_t *meta)
+{
+    const char *want = kiln_reg_version_kind(meta);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(meta, "artifacts"), i, a)
+    {
+        const char *kind = json_string_value(json_object_get(a, "kind"));
+        if (kind && !strcmp(kind, want)) return a;
+    }
+    return NULL;
 }

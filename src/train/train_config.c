@@ -1,46 +1,15 @@
-/* The schema of `kiln train` configs: every key, its type, default and meaning. This table is
- * the reference documentation too (`kiln train --help-config`). */
+/* The schema of `kiln train` configs: the `train` section declared here, composed with the
+ * sections the layers below declare (model, data, optim, schedule, backend, registry,
+ * placement, parallel). The composition is the reference documentation too (`kiln train
+ * --help-config`), in this order. */
 #include <stddef.h>
 #include "kiln/train.h"
 
 #define K(path, type, field, def, choices, help) \
-    {path, type, offsetof(kiln_train_config, field), def, choices, help}
+    {path, type, offsetof(kiln_train_config, field) - offsetof(kiln_train_config, train), def, \
+     choices, help}
 
 static const kiln_cfg_key train_keys[] = {
-    K("model.kind", KILN_CFG_STRING, model.kind, "mlp", "mlp|gpt", "architecture"),
-    K("model.hidden", KILN_CFG_INT_LIST, model.hidden, "[512, 512]", NULL, "mlp: hidden layer widths"),
-    K("model.n_layer", KILN_CFG_INT, model.n_layer, "4", NULL, "gpt: transformer blocks (L)"),
-    K("model.n_head", KILN_CFG_INT, model.n_head, "4", NULL, "gpt: attention heads (H)"),
-    K("model.n_embd", KILN_CFG_INT, model.n_embd, "256", NULL, "gpt: embedding width (C)"),
-    K("model.block_size", KILN_CFG_INT, model.block_size, "128", NULL, "gpt: context length (T)"),
-    K("model.dropout", KILN_CFG_FLOAT, model.dropout, "0", NULL, "dropout probability (0 = off)"),
-    K("model.recompute", KILN_CFG_BOOL, model.recompute, "false", NULL,
-      "gpt: recompute block activations in backward (less memory, more compute)"),
-    K("model.init_std", KILN_CFG_FLOAT, model.init_std, "0.02", NULL, "gpt: weight init std"),
-    K("data.path", KILN_CFG_STRING, data.path, "", NULL, "dataset HDF5 from `kiln data import`"),
-    K("data.train_split", KILN_CFG_STRING, data.train_split, "train", NULL, "group to train on"),
-    K("data.eval_split", KILN_CFG_STRING, data.eval_split, "", NULL,
-      "group to evaluate on (empty: test for mlp, val for gpt)"),
-    K("optim.name", KILN_CFG_STRING, optim.name, "adamw", "adamw|sgd", "optimizer"),
-    K("optim.lr", KILN_CFG_FLOAT, optim.lr, "1e-3", NULL, "peak learning rate"),
-    K("optim.beta1", KILN_CFG_FLOAT, optim.beta1, "0.9", NULL, "adamw beta1"),
-    K("optim.beta2", KILN_CFG_FLOAT, optim.beta2, "0.999", NULL, "adamw beta2"),
-    K("optim.eps", KILN_CFG_FLOAT, optim.eps, "1e-8", NULL, "adamw epsilon"),
-    K("optim.weight_decay", KILN_CFG_FLOAT, optim.weight_decay, "0", NULL,
-      "decoupled weight decay on matrices (not biases or norms)"),
-    K("optim.momentum", KILN_CFG_FLOAT, optim.momentum, "0.9", NULL, "sgd momentum"),
-    K("optim.grad_clip", KILN_CFG_FLOAT, optim.grad_clip, "1.0", NULL,
-      "clip the global gradient norm to this (0 = off)"),
-    K("schedule.kind", KILN_CFG_STRING, schedule.kind, "constant", "constant|cosine|step",
-      "learning-rate schedule after warmup"),
-    K("schedule.warmup_frac", KILN_CFG_FLOAT, schedule.warmup_frac, "0", NULL,
-      "linear warmup as a fraction of train.steps"),
-    K("schedule.warmup_steps", KILN_CFG_INT, schedule.warmup_steps, "0", NULL,
-      "linear warmup in steps (wins over warmup_frac when > 0)"),
-    K("schedule.min_lr", KILN_CFG_FLOAT, schedule.min_lr, "0", NULL, "cosine: final learning rate"),
-    K("schedule.step_every", KILN_CFG_INT, schedule.step_every, "1000", NULL,
-      "step: decay every this many steps"),
-    K("schedule.gamma", KILN_CFG_FLOAT, schedule.gamma, "0.1", NULL, "step: decay factor"),
     K("train.steps", KILN_CFG_INT, train.steps, "1000", NULL, "optimizer steps"),
     K("train.batch_size", KILN_CFG_INT, train.batch_size, "128", NULL,
       "global batch (rows or sequences per step)"),
@@ -65,27 +34,19 @@ static const kiln_cfg_key train_keys[] = {
     K("train.precision", KILN_CFG_STRING, train.precision, "fp32", "fp32|bf16",
       "storage of parameters, gradients and activations: fp32, or bf16 (backend cuda; fp32 "
       "master weights, AdamW state, accumulation, statistics and losses)"),
-    K("backend.name", KILN_CFG_STRING, backend.name, "cpu", "cpu|cuda", "compute backend"),
-    K("registry.path", KILN_CFG_STRING, registry.path, "", NULL,
-      "model registry root (empty: $KILN_REGISTRY, else ./registry)"),
-    K("registry.name", KILN_CFG_STRING, registry.name, "", NULL,
-      "register the final and the best-by-eval model under this name (empty: do not register)"),
-    K("registry.alias", KILN_CFG_STRING, registry.alias, "", NULL,
-      "point this alias (e.g. staging) at the registered final version"),
-    K("placement.bind", KILN_CFG_BOOL, placement.bind, "true", NULL,
-      "bind each rank to its share of the node's cores (hwloc; see `kiln topo`)"),
-    K("placement.cores_per_rank", KILN_CFG_INT, placement.cores_per_rank, "0", NULL,
-      "cores (and threads) per rank; 0 = Slurm's --cpus-per-task in a job that set it, else the "
-      "node's cores split evenly among its ranks"),
-    K("parallel.pp", KILN_CFG_INT, parallel.pp, "1", NULL,
-      "pipeline stages; the other factor of the world size is data parallel"),
-    K("parallel.bucket_mb", KILN_CFG_FLOAT, parallel.bucket_mb, "25", NULL,
-      "data parallel: gradient all-reduce bucket size in MiB"),
-    K("parallel.zero", KILN_CFG_INT, parallel.zero, "0", NULL,
-      "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks, "
-      "2 = also the gradients, 3 = also the parameters"),
-    K("parallel.overlap", KILN_CFG_BOOL, parallel.overlap, "true", NULL,
-      "data parallel: all-reduce each bucket as soon as backward finishes it"),
 };
 
-const kiln_cfg_schema kiln_train_schema = {"train", train_keys, sizeof train_keys / sizeof train_keys[0]};
+static const kiln_cfg_schema train_section = {"train", train_keys,
+                                              sizeof train_keys / sizeof train_keys[0], NULL, 0};
+
+#define PART(section, field) {&section, offsetof(kiln_train_config, field)}
+static const kiln_cfg_part train_parts[] = {
+    PART(kiln_model_section, model),         PART(kiln_data_section, data),
+    PART(kiln_optim_section, optim),         PART(kiln_schedule_section, schedule),
+    PART(train_section, train),              PART(kiln_backend_section, backend),
+    PART(kiln_registry_section, registry),   PART(kiln_registry_publish_section, registry),
+    PART(kiln_placement_section, placement), PART(kiln_parallel_section, parallel),
+};
+
+const kiln_cfg_schema kiln_train_schema = {"train", NULL, 0, train_parts,
+                                           sizeof train_parts / sizeof train_parts[0]};

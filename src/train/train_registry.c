@@ -27,9 +27,8 @@ static kiln_status with_key(kiln_status st, const char *key, const char *value)
     return KILN_ERROR(st, "%s '%s': %s", key, value, inner);
 }
 
-kiln_status train_check_registry_config(train_run *r)
+kiln_status kiln_train_check_registry_config(kiln_train_config *c)
 {
-    kiln_train_config *c = &r->cfg;
     if (c->registry.name[0]) {
         kiln_status st = kiln_registry_check_name("model name", c->registry.name);
         if (st != KILN_OK) return with_key(KILN_ERR_CONFIG, "registry.name", c->registry.name);
@@ -44,17 +43,16 @@ kiln_status train_check_registry_config(train_run *r)
     }
     if (!c->train.init_from[0]) return KILN_OK;
     kiln_registry_ref ref;
-    kiln_status st = kiln_registry_locate(registry_root(r), c->train.init_from, r->init_path,
-                                          sizeof r->init_path, &ref);
-    if (st == KILN_OK && !kiln_path_exists(r->init_path))
-        st = KILN_ERROR(KILN_ERR_ARG, "no such file");
+    char path[PATH_MAX];
+    kiln_status st = kiln_model_locate(kiln_registry_root(c->registry.path), c->train.init_from,
+                                       path, sizeof path, &ref);
     if (st != KILN_OK) return with_key(st, "train.init_from", c->train.init_from);
     /* pin an alias to the version it names now: the stored config and lineage stay exact */
     if (ref.version) kiln_registry_format_uri(&ref, c->train.init_from, sizeof c->train.init_from);
     return KILN_OK;
 }
 
-kiln_status train_warm_start(train_run *r, int resuming)
+kiln_status kiln_train_warm_start(train_run *r, int resuming)
 {
     const char *from = r->cfg.train.init_from;
     if (!from[0]) return KILN_OK;
@@ -62,20 +60,22 @@ kiln_status train_warm_start(train_run *r, int resuming)
         kiln_info("train.init_from '%s' not used: the run resumes from a checkpoint", from);
         return KILN_OK;
     }
-    kiln_status st = kiln_model_load_checkpoint(r->model, r->init_path);
+    kiln_status st = kiln_model_locate(registry_root(r), from, r->init_path, sizeof r->init_path,
+                                       NULL);
+    if (st == KILN_OK) st = kiln_model_load_checkpoint(r->model, r->init_path);
     if (st != KILN_OK) return with_key(st, "train.init_from", from);
     kiln_info("warm start: model parameters from %s (%s), optimizer fresh, step 0", from,
               r->init_path);
     return KILN_OK;
 }
 
-kiln_status train_keep_best(train_run *r, const eval_result *ev)
+kiln_status kiln_train_keep_best(train_run *r, const kiln_eval_result *ev)
 {
     if (!r->cfg.registry.name[0]) return KILN_OK;
-    char dir[4200], path[4300], json[256];
-    snprintf(dir, sizeof dir, "%s/" BEST_DIR, r->cfg.train.out_dir);
-    KILN_CHECK(train_save_checkpoint_to(r, dir, 1));
-    if (r->rank != 0) return KILN_OK;
+    char dir[PATH_MAX], path[PATH_MAX + 16], json[256];
+    KILN_CHECK(kiln_run_dir_file(r->dir, BEST_DIR, dir, sizeof dir));
+    KILN_CHECK(kiln_train_save_checkpoint_to(r, dir, 1));
+    if (!r->writer) return KILN_OK;
     int n = snprintf(json, sizeof json,
                      "{\"step\":%ld,\"eval_loss\":%.9g,\"eval_accuracy\":%.9g,\"eval_targets\":%lld}\n",
                      r->step, ev->loss, ev->accuracy, (long long)ev->targets);
@@ -84,13 +84,13 @@ kiln_status train_keep_best(train_run *r, const eval_result *ev)
 }
 
 /* The best checkpoint kept during training, when it is better than the final model. */
-static kiln_status best_checkpoint(train_run *r, const eval_result *final, char *path,
+static kiln_status best_checkpoint(train_run *r, const kiln_eval_result *final, char *path,
                                    size_t len, json_t **metrics)
 {
-    char dir[4200], eval_path[4300];
+    char dir[PATH_MAX], eval_path[PATH_MAX + 16];
     int found = 0;
     *metrics = NULL;
-    snprintf(dir, sizeof dir, "%s/" BEST_DIR, r->cfg.train.out_dir);
+    KILN_CHECK(kiln_run_dir_file(r->dir, BEST_DIR, dir, sizeof dir));
     KILN_CHECK(kiln_ckpt_find_latest(dir, path, len, &found));
     KILN_CHECK(kiln_path_format(eval_path, sizeof eval_path, "%s/" BEST_EVAL, dir));
     if (!found || !kiln_path_exists(eval_path)) return KILN_OK;
@@ -131,30 +131,30 @@ static kiln_status register_one(train_run *r, const char *ckpt, json_t *role, js
 
 static kiln_status write_marker(train_run *r, int64_t final, int64_t best)
 {
-    char path[4200], line[1400], uf[600], ub[600];
+    char line[1400], uf[600], ub[600];
     snprintf(uf, sizeof uf, KILN_REGISTRY_URI_PREFIX "%s/%" PRId64, r->cfg.registry.name, final);
     snprintf(ub, sizeof ub, KILN_REGISTRY_URI_PREFIX "%s/%" PRId64, r->cfg.registry.name, best);
-    int n = snprintf(line, sizeof line, "{\"final\":\"%s\",\"best\":\"%s\"}\n", uf, ub);
-    snprintf(path, sizeof path, "%s/" REGISTRY_MARKER, r->cfg.train.out_dir);
-    KILN_CHECK(kiln_write_file_atomic(path, line, (size_t)n));
+    snprintf(line, sizeof line, "{\"final\":\"%s\",\"best\":\"%s\"}\n", uf, ub);
+    KILN_CHECK(kiln_run_dir_write_marker(r->dir, REGISTRY_MARKER, line));
     printf("registered: %s (final)%s%s%s\n", uf, best == final ? " = best by eval" : ", ",
            best == final ? "" : ub, best == final ? "" : " (best by eval)");
     return KILN_OK;
 }
 
-kiln_status train_register(train_run *r, const eval_result *ev)
+kiln_status kiln_train_register(train_run *r, const kiln_eval_result *ev)
 {
     const kiln_train_config *c = &r->cfg;
-    if (!c->registry.name[0] || r->rank != 0) return KILN_OK;
-    char marker[4200], final_path[4096], best_path[4096];
-    snprintf(marker, sizeof marker, "%s/" REGISTRY_MARKER, c->train.out_dir);
-    if (kiln_path_exists(marker)) {
-        kiln_info("registry: this run is registered already (%s)", marker);
+    if (!c->registry.name[0] || !r->writer) return KILN_OK;
+    char final_path[PATH_MAX], best_path[PATH_MAX];
+    if (kiln_run_dir_has_marker(r->dir, REGISTRY_MARKER)) {
+        kiln_info("registry: this run is registered already (%s/%s)", kiln_run_dir_path(r->dir),
+                  REGISTRY_MARKER);
         return KILN_OK;
     }
     int found;
-    KILN_CHECK(kiln_ckpt_find_latest(r->ckpt_dir, final_path, sizeof final_path, &found));
-    if (!found) return KILN_ERROR(KILN_ERR_CKPT, "registry: no final checkpoint in '%s'", r->ckpt_dir);
+    const char *ckpt_dir = kiln_run_dir_ckpt(r->dir);
+    KILN_CHECK(kiln_ckpt_find_latest(ckpt_dir, final_path, sizeof final_path, &found));
+    if (!found) return KILN_ERROR(KILN_ERR_CKPT, "registry: no final checkpoint in '%s'", ckpt_dir);
     json_t *best_metrics;
     KILN_CHECK(best_checkpoint(r, ev, best_path, sizeof best_path, &best_metrics));
     json_t *final_metrics = json_pack("{s:f, s:f, s:I, s:f}", "eval_loss", ev->loss,

@@ -81,12 +81,12 @@ static void free_names(ckpt_names *cn)
 
 static kiln_ckpt_meta *meta_alloc(void) { return calloc(1, sizeof(kiln_ckpt_meta)); }
 
-kiln_status train_save_checkpoint(train_run *r)
+kiln_status kiln_train_save_checkpoint(train_run *r)
 {
-    return train_save_checkpoint_to(r, r->ckpt_dir, r->cfg.train.keep);
+    return kiln_train_save_checkpoint_to(r, kiln_run_dir_ckpt(r->dir), r->cfg.train.keep);
 }
 
-kiln_status train_save_checkpoint_to(train_run *r, const char *dir, int keep)
+kiln_status kiln_train_save_checkpoint_to(train_run *r, const char *dir, int keep)
 {
     ckpt_names cn = {0};
     kiln_ckpt_meta *meta = meta_alloc();
@@ -114,7 +114,7 @@ done:
     return st;
 }
 
-kiln_status train_restore_checkpoint(train_run *r, const char *path)
+kiln_status kiln_train_restore_checkpoint(train_run *r, const char *path)
 {
     ckpt_names cn = {0};
     kiln_ckpt_meta *meta = meta_alloc();

@@ -32,4 +32,38 @@ if cc "$WORK/use_kiln.c" -o "$WORK/use_kiln" $(pkg-config --cflags --libs kiln) 
 else
   fail "building against the installed kiln failed: $(cat "$WORK/cc.log" "$WORK/run.log" 2>/dev/null)"
 fi
+# the CMake package: find_package(kiln) and kiln::kiln, headers that include hdf5.h too
+mkdir -p "$WORK/cmake_use"
+cat > "$WORK/cmake_use/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.22)
+project(use_kiln C)
+find_package(kiln 0.1 REQUIRED)
+add_executable(use_kiln use_kiln.c)
+target_link_libraries(use_kiln PRIVATE kiln::kiln)
+CM
+cat > "$WORK/cmake_use/use_kiln.c" <<'C'
+#include <stdio.h>
+#include <kiln/chunked.h>
+#include <kiln/backend.h>
+int main(void)
+{
+    const kiln_backend *be = kiln_backend_cpu();
+    float x[2] = {3, 4}, n = 0;
+    be->ops.row_sq_norms(&n, x, 1, 2, NULL);
+    printf("%s %g %d\n", be->name, n, (int)H5T_NATIVE_INT64 > 0);
+    return n == 25.0f ? 0 : 1;
+}
+C
+if cmake -S "$WORK/cmake_use" -B "$WORK/cmake_use/build" -DCMAKE_PREFIX_PATH="$WORK/prefix" \
+  >"$WORK/cmake.log" 2>&1 && cmake --build "$WORK/cmake_use/build" >>"$WORK/cmake.log" 2>&1 &&
+  "$WORK/cmake_use/build/use_kiln" >"$WORK/cmake_run.log"; then
+  pass "a CMake project with find_package(kiln) and kiln::kiln builds and runs: $(cat "$WORK/cmake_run.log")"
+else
+  fail "find_package(kiln): $(tail -20 "$WORK/cmake.log")"
+fi
+if grep -rq -- "-march=native" "$WORK/prefix/lib"*/cmake/kiln "$pc"; then
+  fail "-march=native leaks into the installed package's interface"
+else
+  pass "no -march=native in the installed package's interface"
+fi
 finish

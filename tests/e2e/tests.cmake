@@ -12,6 +12,8 @@ kiln_add_script_test(fault.ckpt_kill fault/ckpt_kill.sh fault 600)
 kiln_add_script_test(e2e.registry e2e/registry.sh e2e 900)
 kiln_add_script_test(e2e.infer e2e/infer.sh e2e 900)
 kiln_add_script_test(fault.infer_kill fault/infer_kill.sh fault 900)
+kiln_add_script_test(e2e.jobs e2e/jobs.sh e2e 600)
+kiln_add_script_test(fault.exclusive fault/exclusive.sh fault 600)
 # Slurm: each test starts its own single-node Slurm (munge, slurmctld, slurmd) as root; 77 = skipped
 kiln_add_script_test(slurm.preempt slurm/preempt.sh slurm 600)
 kiln_add_script_test(slurm.nightly slurm/nightly.sh slurm 900)

@@ -12,14 +12,21 @@
 
 #define GPU_SKIP 77
 
-/* The CUDA backend in precision ("fp32", "bf16"), or exit GPU_SKIP saying why there is none. */
+/* The CUDA backend in precision ("fp32", "bf16"); exit GPU_SKIP only when the node has no GPU.
+ * With a GPU present, a backend that cannot start on it (a missing op, a driver or kernel
+ * failure) is a failure of the test, not a skip. */
 static const kiln_backend *gpu_backend_or_skip(const char *precision)
 {
+    if (kiln_gpus_present() == 0) {
+        printf("SKIP: no GPU to test on (the NVIDIA driver shows none)\n");
+        exit(GPU_SKIP);
+    }
     const kiln_backend *be = NULL;
     kiln_status st = kiln_backend_select("cuda", precision, -1, &be);
     if (st == KILN_OK) return be;
-    printf("SKIP: no GPU to test on: %s\n", kiln_error_message());
-    exit(GPU_SKIP);
+    printf("FAIL: this node has %d GPU(s), but the CUDA backend (%s) does not start: %s\n",
+           kiln_gpus_present(), precision, kiln_error_message());
+    exit(1);
 }
 
 static int is_bf16(const kiln_backend *be) { return be->precision == KILN_PRECISION_BF16; }

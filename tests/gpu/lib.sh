@@ -2,12 +2,11 @@
 # skipped) when this build or machine has no GPU, and the number of GPUs visible.
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 
-# The backend is chosen before the data is opened: no dataset is needed to learn there is no GPU.
+# Skip only where the node has no GPU (the NVIDIA driver shows none); with a GPU present, a
+# CUDA backend that does not start is a failure of the test that needs it.
 skip_without_gpu() {
-  if ! "$KILN_BIN" train "$KILN_SRC/configs/gpt-fortunes.yaml" --set backend.name=cuda \
-    --set data.path="$WORK/none.h5" --set train.out_dir="$WORK/probe" >/dev/null 2>"$WORK/probe.log" &&
-    grep -q "no usable GPU\|has no CUDA backend" "$WORK/probe.log"; then
-    echo "SKIP: no GPU to test on: $(grep -o 'backend "cuda".*' "$WORK/probe.log" | head -n 1)"
+  if [ -z "$(ls /proc/driver/nvidia/gpus 2>/dev/null)" ] && [ ! -e /dev/nvidia0 ]; then
+    echo "SKIP: no GPU to test on (the NVIDIA driver shows none)"
     exit 77
   fi
 }

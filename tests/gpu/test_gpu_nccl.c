@@ -8,7 +8,7 @@
 #include <cuda_runtime_api.h>
 #include "gpu_common.h"
 #include "kiln/comm.h"
-#include "kiln/topo.h"
+#include "kiln/slurm.h"
 
 static kiln_comm *comm;
 static const kiln_backend *be;
@@ -160,9 +160,10 @@ int main(int argc, char **argv)
     }
     rank = kiln_comm_rank(comm, KILN_AXIS_DP);
     world = kiln_comm_size(comm, KILN_AXIS_DP);
-    int local_rank, local_size, gpus = 0;
-    kiln_topo_local_rank(&local_rank, &local_size);
-    int skip = cudaGetDeviceCount(&gpus) != cudaSuccess || gpus < local_size;
+    int local_rank, local_size, gpus = kiln_gpus_present();
+    kiln_local_rank(&local_rank, &local_size);
+    /* the driver's count, not CUDA's: a GPU that CUDA cannot use fails below, never skips */
+    int skip = gpus < local_size;
     if (skip) { /* the same answer on every rank of the node, so all skip together */
         if (rank == 0)
             printf("SKIP: NCCL needs one GPU per rank: %d ranks on this node, %d GPUs visible\n",

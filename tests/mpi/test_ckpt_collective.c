@@ -112,7 +112,7 @@ static void check_rejected(kiln_comm *comm, const char *dir, kiln_ckpt_tensor *t
 {
     fill(2);
     CHECK_FAILS(kiln_ckpt_save(comm, dir, &meta, t, n, 0), KILN_ERR_ARG, needle);
-    kiln_comm_barrier(comm);
+    CHECK_OK(kiln_comm_barrier(comm));
     CHECK(!exists_in(dir, "step-00000002.h5") && !exists_in(dir, "step-00000002.h5.tmp"),
           "a rejected save leaves no step-2 file (%s)", needle);
     latest_is(dir, "step-00000001.h5");
@@ -139,14 +139,14 @@ static void check_fault(kiln_comm *comm, const char *dir)
     if (rank == 0) kiln_ckpt_fault_half_write(1); /* rank 0's switch decides for all */
     CHECK_FAILS(kiln_ckpt_save(comm, dir, &meta, t, NT, 0), KILN_ERR_INTERRUPTED,
                 "stopped after 1 of 3 datasets");
-    kiln_comm_barrier(comm);
+    CHECK_OK(kiln_comm_barrier(comm));
     CHECK(exists_in(dir, "step-00000002.h5.tmp") && !exists_in(dir, "step-00000002.h5"),
           "the interrupted save left its tmp only");
     latest_is(dir, "step-00000001.h5");
     fill(3);
     describe(t, 0);
     CHECK_OK(kiln_ckpt_save(comm, dir, &meta, t, NT, 0));
-    kiln_comm_barrier(comm);
+    CHECK_OK(kiln_comm_barrier(comm));
     CHECK(!exists_in(dir, "step-00000002.h5.tmp"), "the next save removed the stale tmp");
     latest_is(dir, "step-00000003.h5");
 }
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     fill(1);
     describe(t, 0);
     CHECK_OK(kiln_ckpt_save(comm, dir, &meta, t, NT, 0));
-    kiln_comm_barrier(comm);
+    CHECK_OK(kiln_comm_barrier(comm));
     if (rank == 0) compare_with_alone(together, alone_dir);
     check_disagreements(comm, dir);
     check_fault(comm, dir);

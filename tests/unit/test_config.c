@@ -37,7 +37,7 @@ static const kiln_cfg_key test_keys[] = {
     KEY("seed", KILN_CFG_INT, seed, "1234", NULL, "random seed"),
 };
 static const kiln_cfg_schema test_schema = {"test", test_keys,
-                                            sizeof test_keys / sizeof test_keys[0]};
+                                            sizeof test_keys / sizeof test_keys[0], NULL, 0};
 
 /* A fresh temporary file holding text; the caller removes it and frees the name. */
 static char *tmp_yaml(const char *text)
@@ -320,7 +320,7 @@ static void test_type_errors(void)
     /* a bad default is a schema bug, reported against the schema */
     static const kiln_cfg_key bad_key[] = {
         {"x", KILN_CFG_INT, offsetof(test_cfg, steps), "abc", NULL, "broken"}};
-    const kiln_cfg_schema bad_schema = {"broken", bad_key, 1};
+    const kiln_cfg_schema bad_schema = {"broken", bad_key, 1, NULL, 0};
     test_cfg c;
     CHECK_FAILS(kiln_config_load(&bad_schema, &c, NULL, NULL, 0), KILN_ERR_CONFIG,
                 "schema 'broken' default: key 'x' expects an integer, found 'abc'");
@@ -416,8 +416,106 @@ static void test_help(void)
     free(text);
 }
 
+/* ---- compositions: sections declared once, placed in a job's struct ---- */
+
+typedef struct { kiln_cfg_str name; int threads; } part_a;
+typedef struct { double lr; int steps; } part_b;
+typedef struct {
+    int pad;
+    part_b b;
+    part_a a;
+} job_cfg;
+
+static const kiln_cfg_key a_keys[] = {
+    {"run.name", KILN_CFG_STRING, offsetof(part_a, name), "x", NULL, "name"},
+    {"run.threads", KILN_CFG_INT, offsetof(part_a, threads), "2", NULL, "threads"},
+};
+static const kiln_cfg_key b_keys[] = {
+    {"optim.lr", KILN_CFG_FLOAT, offsetof(part_b, lr), "0.5", NULL, "lr"},
+    {"optim.steps", KILN_CFG_INT, offsetof(part_b, steps), "10", NULL, "steps"},
+};
+static const kiln_cfg_schema sec_a = {"run", a_keys, 2, NULL, 0};
+static const kiln_cfg_schema sec_b = {"optim", b_keys, 2, NULL, 0};
+static const kiln_cfg_part job_parts[] = {{&sec_a, offsetof(job_cfg, a)}, {&sec_b, offsetof(job_cfg, b)}};
+static const kiln_cfg_schema job_schema = {"job", NULL, 0, job_parts, 2};
+
+static void test_composition(void)
+{
+    job_cfg c;
+    memset(&c, 0x5a, sizeof c);
+    const char *ov[] = {"run.threads=8"};
+    CHECK_OK(kiln_config_load_text(&job_schema, &c, "optim:\n  lr: 0.25\n", "job.yaml", ov, 1));
+    CHECK(!strcmp(c.a.name, "x") && c.a.threads == 8, "part a: '%s' %d", c.a.name, c.a.threads);
+    CHECK(c.b.lr == 0.25 && c.b.steps == 10, "part b: %g %d", c.b.lr, c.b.steps);
+    CHECK(c.pad == 0x5a5a5a5a, "bytes outside the parts are untouched: %x", (unsigned)c.pad);
+    /* the emitted YAML lists the parts in order and reads back to the same values */
+    char *yaml = kiln_config_to_yaml(&job_schema, &c);
+    CHECK(yaml && strstr(yaml, "run:\n  name: \"x\"\n  threads: 8\noptim:\n  lr: 0.25\n"),
+          "yaml of a composition:\n%s", yaml ? yaml : "(null)");
+    job_cfg d;
+    memset(&d, 0, sizeof d);
+    CHECK_OK(kiln_config_load_text(&job_schema, &d, yaml, "emitted", NULL, 0));
+    CHECK(d.a.threads == 8 && d.b.lr == 0.25, "round trip: %d %g", d.a.threads, d.b.lr);
+    free(yaml);
+    CHECK_FAILS(kiln_config_load_text(&job_schema, &c, "train:\n  x: 1\n", "job.yaml", NULL, 0),
+                KILN_ERR_CONFIG, "unknown key 'train' (known top-level keys: run, optim)");
+    kiln_cfg_key *keys;
+    size_t n;
+    CHECK_OK(kiln_config_keys(&job_schema, &keys, &n));
+    CHECK(n == 4 && keys[2].offset == offsetof(job_cfg, b) + offsetof(part_b, lr),
+          "flattened: %zu keys, optim.lr at %zu", n, n > 2 ? keys[2].offset : 0);
+    free(keys);
+}
+
+static void test_key_declared_twice(void)
+{
+    static const kiln_cfg_part twice[] = {{&sec_a, offsetof(job_cfg, a)}, {&sec_a, offsetof(job_cfg, a)}};
+    const kiln_cfg_schema bad = {"twice", NULL, 0, twice, 2};
+    job_cfg c;
+    CHECK_FAILS(kiln_config_load_text(&bad, &c, NULL, NULL, NULL, 0), KILN_ERR_CONFIG,
+                "key 'run.name' is declared twice: by section 'run' and by section 'run'");
+}
+
+/* A checkpoint's config holds a whole job's sections: one section is read out of it alone. */
+static void test_load_sections(void)
+{
+    part_b b;
+    const char *text = "model:\n  kind: \"gpt\"\noptim:\n  lr: 0.125\ntrain:\n  steps: 3\n";
+    CHECK_OK(kiln_config_load_sections(&sec_b, &b, text, "ckpt.h5"));
+    CHECK(b.lr == 0.125 && b.steps == 10, "sections only: lr %g steps %d", b.lr, b.steps);
+    CHECK_FAILS(kiln_config_load_sections(&sec_b, &b, "optim:\n  lrr: 1\n", "ckpt.h5"),
+                KILN_ERR_CONFIG, "unknown key 'optim.lrr'");
+}
+
+typedef struct { int n, quoted_seen, plain_seen, seq_len; } walk_seen;
+
+static kiln_status on_value(void *ctx, const char *path, const char *const *items, int n_items,
+                            int is_sequence, int quoted)
+{
+    walk_seen *w = ctx;
+    w->n++;
+    if (!strcmp(path, "a.s")) w->quoted_seen = quoted && !strcmp(items[0], "12");
+    if (!strcmp(path, "a.i")) w->plain_seen = !quoted && !strcmp(items[0], "12");
+    if (!strcmp(path, "b")) w->seq_len = is_sequence ? n_items : -1;
+    return KILN_OK;
+}
+
+static void test_walk_values(void)
+{
+    walk_seen w = {0};
+    CHECK_OK(kiln_config_walk_values("a:\n  s: \"12\"\n  i: 12\nb: [1, 2, 3]\n", "text",
+                                     on_value, &w));
+    CHECK(w.n == 3 && w.quoted_seen && w.plain_seen && w.seq_len == 3,
+          "walk: %d values, quoted %d, plain %d, sequence of %d", w.n, w.quoted_seen,
+          w.plain_seen, w.seq_len);
+}
+
 int main(void)
 {
+    test_composition();
+    test_key_declared_twice();
+    test_load_sections();
+    test_walk_values();
     test_defaults();
     test_file_and_overrides();
     test_value_forms();

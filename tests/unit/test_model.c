@@ -59,7 +59,7 @@ static void make_batch(batch_store *s, int B, int lm, uint64_t seed)
 static float loss_of(kiln_model *m, const kiln_batch *b, int training)
 {
     float loss;
-    kiln_model_forward(m, b, training, 7, &loss, NULL, NULL);
+    CHECK_OK(kiln_model_forward(m, b, training, 7, &loss, NULL, NULL));
     return loss;
 }
 
@@ -72,7 +72,7 @@ static void check_gradients(kiln_model *m, const kiln_batch *b, int training, co
     float *p = kiln_model_params(m), *g = kiln_model_grads(m);
     memset(g, 0, n * sizeof *g);
     loss_of(m, b, training);
-    kiln_model_backward(m, 1.0f);
+    CHECK_OK(kiln_model_backward(m, 1.0f));
     int bad = 0;
     double max_err = 0.0, max_g = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -303,8 +303,71 @@ static void test_empty_batch(void)
     }
 }
 
+/* No fixed-size table limits the depth: GPT-2 XL's 48 layers (580 tensors, 50 blocks) and a
+ * 200-layer stack build, run forward and backward, and lay their tensors out in order. A
+ * 48-layer GPT overflowed a 512-entry tensor table before. */
+static void test_deep_gpt(void)
+{
+    const kiln_backend *be = kiln_backend_cpu();
+    int depths[] = {48, 200};
+    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+        kiln_model_config c = gpt_config(0.0, 1);
+        c.n_layer = depths[d];
+        c.n_head = 1;
+        c.n_embd = 4;
+        c.init_std = 0.02;
+        kiln_model *m = NULL;
+        CHECK_OK(kiln_model_create(&c, 0, 11, 2, be, 5, &m));
+        if (!m) continue;
+        CHECK(kiln_model_num_tensors(m) == 12 * depths[d] + 4 && kiln_model_num_blocks(m) == depths[d] + 2,
+              "L=%d: %d tensors, %d blocks", depths[d], kiln_model_num_tensors(m), kiln_model_num_blocks(m));
+        size_t next = 0;
+        int ordered = 1;
+        for (int i = 0; i < kiln_model_num_tensors(m); i++) {
+            ordered &= kiln_model_tensor(m, i)->offset == next;
+            next += kiln_model_tensor(m, i)->numel;
+        }
+        CHECK(ordered && next == kiln_model_num_params(m), "L=%d: tensors tile the flat buffer", depths[d]);
+        batch_store s;
+        make_batch(&s, 2, 1, 3);
+        float loss = loss_of(m, &s.b, 0);
+        CHECK(isfinite(loss) && loss > 0.0f, "L=%d: loss %g", depths[d], loss);
+        CHECK_OK(kiln_model_backward(m, 1.0f));
+        kiln_model_free(m);
+    }
+}
+
+/* Jobs learn what a model takes and predicts from its kind's row, never from its name. */
+static void test_model_kinds(void)
+{
+    const kiln_model_kind *k;
+    CHECK_OK(kiln_model_kind_get("model.kind", "gpt", &k));
+    CHECK(k && k->input == KILN_DATA_LM && !strcmp(k->eval_split, "val") &&
+              !strcmp(k->infer_dataset, "tokens") && !strcmp(k->task, "next-token"),
+          "gpt's row");
+    CHECK_OK(kiln_model_kind_get("model.kind", "mlp", &k));
+    CHECK(k && k->input == KILN_DATA_CLASSIFY && !strcmp(k->eval_split, "test") &&
+              !strcmp(k->infer_dataset, "x") && k->batch_cpu == 256,
+          "mlp's row");
+    CHECK_FAILS(kiln_model_kind_get("model.kind", "rnn", &k), KILN_ERR_CONFIG,
+                "model.kind: unknown model kind 'rnn' (kinds: mlp, gpt)");
+    /* the kind a model reports is the one it was made as */
+    batch_store bs;
+    kiln_model *m = tiny_model(1, 0.0, 0, &bs);
+    CHECK(m && !strcmp(kiln_model_kind_of(m)->name, "gpt"), "kind of a GPT");
+    kiln_model_free(m);
+    /* every kind is listed in model.kind's choices, and every choice is a kind */
+    char choices[] = KILN_MODEL_KIND_CHOICES;
+    int n = 0;
+    for (char *tok = strtok(choices, "|"); tok; tok = strtok(NULL, "|"), n++)
+        CHECK_OK(kiln_model_kind_get("model.kind", tok, &k));
+    CHECK(n == 2, "choices list %d kinds", n);
+}
+
 int main(void)
 {
+    test_deep_gpt();
+    test_model_kinds();
     test_block_hooks();
     test_empty_batch();
     test_gpt_causal();

@@ -366,6 +366,43 @@ static void test_alias_moves_while_read(void)
     free(v);
 }
 
+/* Versions carry a kind, the kind of their first artifact: an index registers like a model and
+ * its URI resolves to the index file; a version written before kinds existed reads as a
+ * model; a kind cannot be smuggled in as a field. */
+static void test_version_kinds(void)
+{
+    char root[PATH_MAX / 2], idx[PATH_MAX], extra[PATH_MAX], path[PATH_MAX];
+    make_root("kinds", root, sizeof root);
+    snprintf(idx, sizeof idx, "%s/index.h5", root);
+    snprintf(extra, sizeof extra, "%s/notes.txt", root);
+    write_artifact(idx, "an index");
+    write_artifact(extra, "notes");
+    kiln_registry_artifact a[2] = {{idx, NULL, "index", 0}, {extra, NULL, "file", 0}};
+    int64_t v = 0;
+    CHECK_OK(kiln_registry_register(root, "fm-index", a, 2, "{\"metrics\": {\"recall_at_10\": 0.99}}", &v));
+    char *json = NULL;
+    CHECK_OK(kiln_registry_version_json(root, "fm-index", v, &json));
+    CHECK(json && strstr(json, "\"kind\": \"index\""), "version.json of an index: %s", json ? json : "");
+    free(json);
+    kiln_registry_ref ref;
+    CHECK_OK(kiln_registry_resolve(root, "registry:fm-index@latest", &ref, path, sizeof path));
+    CHECK(strstr(path, "/index.h5") != NULL, "an index URI resolves to the index file: %s", path);
+    CHECK_FAILS(kiln_registry_register(root, "fm-index", a, 1, "{\"kind\": \"model\"}", &v),
+                KILN_ERR_ARG, "a version's kind is its first artifact's ('index')");
+
+    /* a version.json from before kinds: no "kind" field, read as a model */
+    int64_t m = register_text(root, "old", "weights", NULL);
+    char vjson[PATH_MAX + 64];
+    snprintf(vjson, sizeof vjson, "%s/models/old/versions/%lld/version.json", root, (long long)m);
+    json_error_t err;
+    json_t *meta = json_load_file(vjson, 0, &err);
+    CHECK(meta && json_object_del(meta, "kind") == 0, "version.json had a kind to remove");
+    CHECK(meta && json_dump_file(meta, vjson, JSON_INDENT(2)) == 0, "rewrote %s", vjson);
+    json_decref(meta);
+    CHECK_OK(kiln_registry_resolve(root, "registry:old@latest", &ref, path, sizeof path));
+    CHECK(strstr(path, "/model.bin") != NULL, "a version without a kind resolves to its model: %s", path);
+}
+
 int main(void)
 {
     const char *tmp = getenv("KILN_TEST_TMP");
@@ -381,6 +418,7 @@ int main(void)
     test_aliases_and_gc();
     test_concurrent_registration();
     test_alias_moves_while_read();
+    test_version_kinds();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
     if (!test_failed && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);

@@ -119,11 +119,11 @@ static void test_local_rank(void)
 {
     set_step_env();
     int rank, size;
-    kiln_topo_local_rank(&rank, &size);
+    kiln_local_rank(&rank, &size);
     CHECK(rank == 1 && size == 2, "srun step: local rank %d of %d, expected 1 of 2", rank, size);
     setenv("OMPI_COMM_WORLD_LOCAL_RANK", "0", 1);
     setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "3", 1);
-    kiln_topo_local_rank(&rank, &size);
+    kiln_local_rank(&rank, &size);
     CHECK(rank == 0 && size == 3, "mpirun's layout wins: %d of %d", rank, size);
     kiln_placement p;
     CHECK_OK(kiln_topo_plan(0, 1, 0, &p));

@@ -1,0 +1,22 @@
+/* The `parallel` config section: how a step-based job splits its ranks (pp x dp) and what data
+ * parallelism shards (ZeRO). */
+#include <stddef.h>
+#include "kiln/parallel.h"
+
+#define K(path, type, field, def, choices, help) \
+    {path, type, offsetof(kiln_parallel_config, field), def, choices, help}
+
+static const kiln_cfg_key parallel_keys[] = {
+    K("parallel.pp", KILN_CFG_INT, pp, "1", NULL,
+      "pipeline stages; the other factor of the world size is data parallel"),
+    K("parallel.bucket_mb", KILN_CFG_FLOAT, bucket_mb, "25", NULL,
+      "data parallel: gradient all-reduce bucket size in MiB"),
+    K("parallel.zero", KILN_CFG_INT, zero, "0", NULL,
+      "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks, "
+      "2 = also the gradients, 3 = also the parameters"),
+    K("parallel.overlap", KILN_CFG_BOOL, overlap, "true", NULL,
+      "data parallel: all-reduce each bucket as soon as backward finishes it"),
+};
+
+const kiln_cfg_schema kiln_parallel_section = {
+    "parallel", parallel_keys, sizeof parallel_keys / sizeof parallel_keys[0], NULL, 0};
