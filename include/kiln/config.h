@@ -36,7 +36,10 @@ typedef struct kiln_cfg_key {
     kiln_cfg_type type;
     size_t offset;             /* offsetof(struct, field) */
     const char *default_value; /* text, parsed by the same rules as YAML scalars; "" = empty */
-    const char *choices;       /* strings only: "adamw|sgd", or NULL for any */
+    const char *choices;       /* what values are allowed: a string one of "adamw|sgd", a number
+                                  (each item of an int list) in a range "[0,1)", "[1,)" ('['
+                                  and ']' closed, '(' and ')' open, an empty end unbounded);
+                                  NULL for any */
     const char *help;          /* one line, shown by --help-config */
 } kiln_cfg_key;
 

@@ -34,6 +34,12 @@ kiln_status kiln_file_sha256(const char *path, char hex[KILN_SHA256_HEX], uint64
 kiln_status kiln_file_copy(const char *src, const char *dst, char hex[KILN_SHA256_HEX],
                            uint64_t *size);
 
+/* Takes `bytes` of disk for path (0: its current size, filling its holes), so that later writes
+ * into that range cannot fail for space: a full disk is found before a collective write, where
+ * one rank failing alone would leave the others waiting. KILN_ERR_IO naming `what`, the path,
+ * the bytes needed and the space free ("No space left on device"). */
+kiln_status kiln_file_preallocate(const char *path, uint64_t bytes, const char *what);
+
 /* Exclusive advisory lock on a lock file (created if missing), held until unlock: POSIX fcntl
  * locks, which NFS and Lustre honour across nodes. Waits for the current holder. One lock
  * per file per process: closing any descriptor of the file would drop it. */

@@ -50,6 +50,9 @@ void kiln_h5_format_shape(const uint64_t *shape, int ndim, char *buf, size_t len
 
 /* 1 when every component of `path` (relative to loc, or absolute) exists as a link, else 0. */
 int kiln_h5_exists(hid_t loc, const char *path);
+/* Opens path read-only; a missing or unreadable file, a directory, or a file HDF5 cannot open
+ * is an error of `code` naming `what` ("dataset file", "checkpoint") and the path. */
+kiln_status kiln_h5_open_file(const char *path, const char *what, kiln_status code, hid_t *out);
 /* Rank (at most KILN_H5_MAX_DIMS) and extents of an open dataset. */
 kiln_status kiln_h5_dataset_shape(hid_t dset, int *ndim, uint64_t shape[KILN_H5_MAX_DIMS]);
 /* Opens dataset `name` and checks its element type against `type` (class, size, signedness)

@@ -26,6 +26,9 @@ const char *kiln_run_dir_ckpt(const kiln_run_dir *d);
 kiln_status kiln_run_dir_open(kiln_run_dir *d, long keep_through);
 /* One metrics line: json_fields is the inside of an object ("\"step\":3,\"loss\":0.5"). */
 void kiln_run_dir_log(kiln_run_dir *d, const char *json_fields);
+/* The last step of a metrics line holding field ("eval_loss"), or -1: what a rerun of a
+ * finished run has logged already (it must not log it twice). */
+long kiln_run_dir_last_logged(const kiln_run_dir *d, const char *field);
 /* summary.json (a whole JSON object's text), atomically. */
 kiln_status kiln_run_dir_write_summary(kiln_run_dir *d, const char *json);
 

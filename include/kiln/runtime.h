@@ -17,4 +17,10 @@ void kiln_signals_install(void);
 /* The signal number received, or 0. */
 int kiln_signals_pending(void);
 
+/* A deadline for a call that can wait forever on a peer that has already given up (HDF5
+ * closing a file collectively after a rank's write failed): unless disarmed within `seconds`,
+ * the message goes to stderr and the process exits with code 1, which ends an MPI job. */
+void kiln_watchdog_arm(unsigned seconds, const char *message);
+void kiln_watchdog_disarm(void);
+
 #endif

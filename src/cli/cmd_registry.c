@@ -282,7 +282,8 @@ static int cmd_gc(const char *root, int argc, char **argv)
         return 2;
     }
     if (go && !yes) go = confirm("remove them?");
-    if (go) st = kiln_registry_gc(root, name, keep, victims, n, &removed);
+    /* with no version to remove (or none approved) it still clears what dead writers left */
+    if (!dry) st = kiln_registry_gc(root, name, keep, victims, go ? n : 0, &removed);
     free(victims);
     if (st != KILN_OK) return kiln_cli_fail("registry gc", st);
     if (go) printf("removed %d version%s\n", removed, removed == 1 ? "" : "s");

@@ -268,6 +268,12 @@ static kiln_status cfg_wrong(const cfg_loader *ld, const kiln_cfg_key *key, int 
                     cfg_type_wants[key->type], text, err == ERANGE ? " (out of range)" : "");
 }
 
+static kiln_status cfg_in_range_bad(const kiln_cfg_key *key)
+{
+    return KILN_ERROR(KILN_ERR_CONFIG, "key '%s' has a malformed range '%s' in its schema",
+                      key->path, key->choices);
+}
+
 static int cfg_in_choices(const char *choices, const char *s)
 {
     size_t n = strlen(s);
@@ -296,6 +302,40 @@ static kiln_status cfg_set_string(const cfg_loader *ld, const kiln_cfg_key *key,
     return KILN_OK;
 }
 
+/* A number key's range "[lo,hi]": '[' or '(' and ']' or ')' for closed or open ends, an empty
+ * end unbounded ("[1,)": at least 1). *ok = 0 when value lies outside; a malformed range is a
+ * schema bug, reported against the key. */
+static kiln_status cfg_in_range(const kiln_cfg_key *key, double value, int *ok)
+{
+    const char *r = key->choices;
+    *ok = 1;
+    if (!r) return KILN_OK;
+    char lo_s[64], hi_s[64];
+    size_t n = strlen(r);
+    const char *comma = strchr(r, ',');
+    if (n < 3 || !comma || (r[0] != '[' && r[0] != '(') || (r[n - 1] != ']' && r[n - 1] != ')') ||
+        (size_t)(comma - r - 1) >= sizeof lo_s || (size_t)(r + n - 1 - comma - 1) >= sizeof hi_s)
+        return KILN_ERROR(KILN_ERR_CONFIG, "key '%s' has a malformed range '%s' in its schema",
+                          key->path, r);
+    snprintf(lo_s, sizeof lo_s, "%.*s", (int)(comma - r - 1), r + 1);
+    snprintf(hi_s, sizeof hi_s, "%.*s", (int)(r + n - 1 - comma - 1), comma + 1);
+    double lo = 0.0, hi = 0.0;
+    if (lo_s[0] && !cfg_parse_double(lo_s, &lo)) return cfg_in_range_bad(key);
+    if (hi_s[0] && !cfg_parse_double(hi_s, &hi)) return cfg_in_range_bad(key);
+    if (lo_s[0]) *ok &= r[0] == '[' ? value >= lo : value > lo;
+    if (hi_s[0]) *ok &= r[n - 1] == ']' ? value <= hi : value < hi;
+    return KILN_OK;
+}
+
+static kiln_status cfg_check_range(const cfg_loader *ld, const kiln_cfg_key *key, int line,
+                                   double value, const char *text)
+{
+    int ok;
+    KILN_CHECK(cfg_in_range(key, value, &ok));
+    if (ok) return KILN_OK;
+    return cfg_fail(ld, line, "key '%s' must be in %s, found %s", key->path, key->choices, text);
+}
+
 static kiln_status cfg_set_items(const cfg_loader *ld, const kiln_cfg_key *key, int line,
                                  const char *const *items, int n)
 {
@@ -310,6 +350,7 @@ static kiln_status cfg_set_items(const cfg_loader *ld, const kiln_cfg_key *key, 
         long long v;
         int err = cfg_parse_integer(items[i], INT_MIN, INT_MAX, &v);
         if (err) return cfg_wrong(ld, key, line, items[i], err);
+        KILN_CHECK(cfg_check_range(ld, key, line, (double)v, items[i]));
         list.v[i] = (int)v;
     }
     memcpy(ld->base + key->offset, &list, sizeof list);
@@ -356,19 +397,24 @@ static kiln_status cfg_set_text(const cfg_loader *ld, const kiln_cfg_key *key, i
     char *field = ld->base + key->offset;
     long long v;
     int err;
+    double d;
     switch (key->type) {
     case KILN_CFG_INT:
         if ((err = cfg_parse_integer(text, INT_MIN, INT_MAX, &v))) break;
+        KILN_CHECK(cfg_check_range(ld, key, line, (double)v, text));
         *(int *)field = (int)v;
         return KILN_OK;
     case KILN_CFG_INT64:
         if ((err = cfg_parse_integer(text, INT64_MIN, INT64_MAX, &v))) break;
+        KILN_CHECK(cfg_check_range(ld, key, line, (double)v, text));
         *(int64_t *)field = v;
         return KILN_OK;
     case KILN_CFG_FLOAT:
-        if (cfg_parse_double(text, (double *)field)) return KILN_OK;
         err = EINVAL;
-        break;
+        if (!cfg_parse_double(text, &d)) break;
+        KILN_CHECK(cfg_check_range(ld, key, line, d, text));
+        *(double *)field = d;
+        return KILN_OK;
     case KILN_CFG_BOOL:
         if (cfg_parse_bool(text, (int *)field)) return KILN_OK;
         err = EINVAL;
@@ -572,7 +618,7 @@ void kiln_config_print_help(const kiln_cfg_schema *whole, FILE *f)
         return;
     }
     const kiln_cfg_schema *schema = &flat;
-    const char *row[CFG_HELP_COLS] = {"KEY", "TYPE", "DEFAULT", "CHOICES", "HELP"};
+    const char *row[CFG_HELP_COLS] = {"KEY", "TYPE", "DEFAULT", "ALLOWED", "HELP"};
     int width[CFG_HELP_COLS - 1];
     for (int c = 0; c < CFG_HELP_COLS - 1; c++) width[c] = (int)strlen(row[c]);
     fprintf(f, "config keys of '%s' (set them in the YAML file or with --set key=value):\n",

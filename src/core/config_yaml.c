@@ -76,6 +76,9 @@ static kiln_status walk_push_key(walker *w, const yaml_event_t *key)
         return KILN_ERROR(KILN_ERR_CONFIG, "%s:%d: keys under '%s' must be scalars, found %s",
                           w->origin, line, w->path[0] ? w->path : "(top level)", event_kind(key));
     const char *name = (const char *)key->data.scalar.value;
+    if (strlen(name) != key->data.scalar.length)
+        return KILN_ERROR(KILN_ERR_CONFIG, "%s:%d: a key under '%s' holds a NUL byte", w->origin,
+                          line, w->path[0] ? w->path : "(top level)");
     if (!name[0] || strchr(name, '.'))
         return KILN_ERROR(KILN_ERR_CONFIG,
                           "%s:%d: invalid key '%s' under '%s': keys are non-empty and contain no "
@@ -90,6 +93,15 @@ static kiln_status walk_push_key(walker *w, const yaml_event_t *key)
 }
 
 static kiln_status walk_node(walker *w, const kiln_cfg_node *node) { return w->fn(w->ctx, node); }
+
+/* A scalar holding a NUL byte ("ab\0cd" written as an escape): C strings would silently cut it
+ * at the NUL, so a registry name "ab\0cd" would register as "ab". Refused instead. */
+static kiln_status check_no_nul(const walker *w, const yaml_event_t *ev)
+{
+    if (strlen((const char *)ev->data.scalar.value) == ev->data.scalar.length) return KILN_OK;
+    return KILN_ERROR(KILN_ERR_CONFIG, "%s:%d: key '%s': the value holds a NUL byte, which no "
+                      "key accepts", w->origin, event_line(ev), w->path);
+}
 
 static kiln_status walk_sequence(walker *w, int line)
 {
@@ -107,6 +119,11 @@ static kiln_status walk_sequence(walker *w, int line)
             st = KILN_ERROR(KILN_ERR_CONFIG,
                             "%s:%d: key '%s': list items must be scalars, found %s", w->origin,
                             event_line(&ev), w->path, event_kind(&ev));
+            yaml_event_delete(&ev);
+            goto done;
+        }
+        st = check_no_nul(w, &ev);
+        if (st != KILN_OK) {
             yaml_event_delete(&ev);
             goto done;
         }
@@ -138,6 +155,8 @@ static kiln_status walk_value(walker *w, yaml_event_t *ev, int line)
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
         const char *text = (const char *)ev->data.scalar.value;
+        st = check_no_nul(w, ev);
+        if (st != KILN_OK) break;
         int quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                      ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
         st = walk_node(w, &(kiln_cfg_node){KILN_CFG_NODE_SCALAR, w->path, line, &text, 1, quoted});

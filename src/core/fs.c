@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 kiln_status kiln_path_format(char *out, size_t len, const char *fmt, ...)
@@ -182,4 +183,24 @@ kiln_status kiln_file_copy(const char *src, const char *dst, char hex[KILN_SHA25
     close(in);
     if (st != KILN_OK) unlink(dst);
     return st;
+}
+
+kiln_status kiln_file_preallocate(const char *path, uint64_t bytes, const char *what)
+{
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return KILN_ERROR(KILN_ERR_IO, "%s '%s': %s", what, path, strerror(errno));
+    struct stat sb;
+    if (bytes == 0 && fstat(fd, &sb) == 0) bytes = (uint64_t)sb.st_size;
+    int err = bytes ? posix_fallocate(fd, 0, (off_t)bytes) : 0;
+    close(fd);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    struct statvfs fs;
+    int have_fs = statvfs(dirname(dir), &fs) == 0;
+    if (err == EOPNOTSUPP || err == EINVAL) /* no fallocate on this filesystem: free space must do */
+        err = have_fs && (uint64_t)fs.f_bavail * fs.f_frsize < bytes ? ENOSPC : 0;
+    if (err == 0) return KILN_OK;
+    double free_mb = have_fs ? (double)fs.f_bavail * (double)fs.f_frsize / 1048576.0 : -1.0;
+    return KILN_ERROR(KILN_ERR_IO, "%s '%s': %s: it needs %.1f MiB and its filesystem has %.1f "
+                      "MiB free", what, path, strerror(err), (double)bytes / 1048576.0, free_mb);
 }

@@ -24,10 +24,12 @@ static inline float kiln_cpu_exp_in_range(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     union {
-        int32_t bits;
+        uint32_t bits;
         float value;
     } two_n;
-    two_n.bits = ((int32_t)n + 127) << 23;
+    /* unsigned: a NaN x makes n's conversion INT_MIN, whose signed shift would be undefined;
+     * the result is NaN either way */
+    two_n.bits = (uint32_t)((int32_t)n + 127) << 23;
     return (p * r * r + r + 1.0f) * two_n.value;
 }
 

@@ -16,8 +16,8 @@ static const kiln_cfg_key eval_keys[] = {
       "split to evaluate on (empty: test for classifiers, val for the GPT)"),
     K("eval.output", KILN_CFG_STRING, eval.output, "", NULL,
       "write the result as JSON to this file (empty: print only)"),
-    K("eval.batch", KILN_CFG_INT, eval.batch, "256", NULL, "rows per forward per rank"),
-    K("eval.threads", KILN_CFG_INT, eval.threads, "0", NULL, "CPU threads per rank (0 = its cores)"),
+    K("eval.batch", KILN_CFG_INT, eval.batch, "256", "[1,)", "rows per forward per rank"),
+    K("eval.threads", KILN_CFG_INT, eval.threads, "0", "[0,)", "CPU threads per rank (0 = its cores)"),
 };
 
 static const kiln_cfg_schema eval_section = {"eval", eval_keys,

@@ -11,11 +11,11 @@ static const kiln_cfg_key infer_keys[] = {
     K("infer.dataset", KILN_CFG_STRING, infer.dataset, "", NULL,
       "input dataset: [N,D] uint8 (scaled by 1/255 as in training) or float32 for a classifier, "
       "[N,W] integer tokens (2 <= W <= block_size) for the GPT; empty: x or tokens"),
-    K("infer.batch", KILN_CFG_INT, infer.batch, "0", NULL,
+    K("infer.batch", KILN_CFG_INT, infer.batch, "0", "[0,)",
       "rows per forward pass, each on one thread (0 = a classifier 256 on the CPU, 1024 on a GPU; the GPT 32)"),
-    K("infer.chunk_rows", KILN_CFG_INT, infer.chunk_rows, "16384", NULL,
+    K("infer.chunk_rows", KILN_CFG_INT, infer.chunk_rows, "16384", "[1,)",
       "rows per chunk: the unit ranks share, progress is recorded in, and HDF5 chunks hold"),
-    K("infer.top_k", KILN_CFG_INT, infer.top_k, "5", NULL,
+    K("infer.top_k", KILN_CFG_INT, infer.top_k, "5", "[0,)",
       "classes (classifier) or next tokens (GPT) written per row with their probabilities; 0 = none"),
     K("infer.probs", KILN_CFG_BOOL, infer.probs, "true", NULL,
       "classifier: write every class probability (dataset probs)"),
@@ -23,10 +23,10 @@ static const kiln_cfg_key infer_keys[] = {
       "write this model output as embeddings (MLP: fc<i>, gelu<i>; GPT: embed, h<l>, lnf); empty = none"),
     K("infer.pool", KILN_CFG_STRING, infer.pool, "mean", "mean|last",
       "GPT embeddings: mean over the sequence's positions, or its last position"),
-    K("infer.threads", KILN_CFG_INT, infer.threads, "0", NULL, "CPU threads per rank (0 = its cores)"),
+    K("infer.threads", KILN_CFG_INT, infer.threads, "0", "[0,)", "CPU threads per rank (0 = its cores)"),
     K("infer.register", KILN_CFG_BOOL, infer.register_scores, "false", NULL,
       "add the finished output to the model's registry version as a batch_scores artifact"),
-    K("infer.progress_interval", KILN_CFG_FLOAT, infer.progress_interval, "10", NULL,
+    K("infer.progress_interval", KILN_CFG_FLOAT, infer.progress_interval, "10", "[0,)",
       "seconds between progress lines when stderr is not a terminal"),
 };
 

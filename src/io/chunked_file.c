@@ -200,6 +200,17 @@ static kiln_status accept_finished(chunked_job *j, const char *out, int *done)
     return KILN_OK;
 }
 
+/* Every byte of the preallocated datasets taken on disk now: the collective writes that fill
+ * them then cannot run out of space half-way on one rank. A disk too small for the output is
+ * an error here, and a partial file just created goes (nothing of it is written yet). */
+static kiln_status reserve(chunked_job *j, int created)
+{
+    kiln_status st = kiln_file_preallocate(j->partial, 0, "output");
+    if (st != KILN_OK && created && unlink(j->partial) != 0)
+        kiln_error_trace(__FILE__, __LINE__, "unlink(partial)"); /* keep the space error */
+    return st;
+}
+
 kiln_status kiln_chunked_prepare(chunked_job *j, int *done)
 {
     const char *out = j->spec->output;
@@ -214,14 +225,15 @@ kiln_status kiln_chunked_prepare(chunked_job *j, int *done)
             H5Fclose(f);
             KILN_CHECK(st);
             kiln_info("resuming '%s'", j->partial);
-            return KILN_OK;
+            return reserve(j, 0);
         }
         kiln_warn("'%s' cannot be opened (a crash while it was finished?): starting it over",
                   j->partial);
         if (unlink(j->partial) != 0)
             return KILN_ERROR(KILN_ERR_IO, "cannot remove '%s': %s", j->partial, strerror(errno));
     }
-    return kiln_h5_write_file_atomic(j->partial, fill_new_file, j);
+    KILN_CHECK(kiln_h5_write_file_atomic(j->partial, fill_new_file, j));
+    return reserve(j, 1);
 }
 
 /* ---- the parallel phase ---- */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,7 +160,28 @@ static kiln_status remove_checkpoint(const char *dir, int64_t step)
     return KILN_OK;
 }
 
-/* Tmp files of saves that crashed: step-*.tmp (checkpoint or sidecar) and latest.*.tmp. */
+static int ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len > n && !strcmp(s + len - n, suffix);
+}
+
+/* What a process that died during a save or a prune left: step-*.tmp (checkpoint or sidecar),
+ * latest.*.tmp, a space reservation (*.reserve), and a sidecar step-N.h5.crc32 whose
+ * checkpoint is gone. */
+static int is_leftover(const char *dir, const char *name)
+{
+    size_t len = strlen(name);
+    int step = !strncmp(name, "step-", 5);
+    if (ends_with(name, len, ".tmp") && (step || !strncmp(name, "latest.", 7))) return 1;
+    if (step && ends_with(name, len, ".reserve")) return 1;
+    if (!step || !ends_with(name, len, ".h5.crc32")) return 0;
+    char checkpoint[PATH_MAX];
+    return snprintf(checkpoint, sizeof checkpoint, "%s/%.*s", dir, (int)(len - 6), name) <
+               (int)sizeof checkpoint &&
+           !kiln_path_exists(checkpoint);
+}
+
 static kiln_status remove_leftovers(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -167,10 +189,7 @@ static kiln_status remove_leftovers(const char *dir)
     kiln_status st = KILN_OK;
     struct dirent *e;
     while (st == KILN_OK && (e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        int tmp = len > 4 && !strcmp(e->d_name + len - 4, ".tmp");
-        if (!(tmp && (!strncmp(e->d_name, "step-", 5) || !strncmp(e->d_name, "latest.", 7))))
-            continue;
+        if (!is_leftover(dir, e->d_name)) continue;
         char path[PATH_MAX];
         st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
         if (st == KILN_OK) st = remove_file(path);
@@ -241,6 +260,36 @@ static kiln_status commit(const char *dir, const char *tmp, int64_t step, int ke
     return KILN_OK;
 }
 
+/* Bytes the file will take at most: every tensor's data (each name once), and room for HDF5's
+ * metadata and the attributes. */
+static uint64_t file_bytes(const kiln_ckpt_tensor *t, int n, const kiln_ckpt_meta *meta)
+{
+    uint64_t bytes = 256 * 1024 + strnlen(meta->config_text, sizeof meta->config_text);
+    for (int i = 0; i < n; i++) {
+        int first = 1;
+        for (int j = 0; j < i && first; j++) first = strcmp(t[j].name, t[i].name) != 0;
+        if (first) bytes += kiln_ckpt_tensor_numel(&t[i]) * sizeof(float) + 8 * 1024;
+    }
+    return bytes;
+}
+
+/* A full disk found before HDF5 writes a byte: a write failing half-way on one rank leaves
+ * the ranks' HDF5 states apart, where a collective close can wait forever. The space is taken
+ * for real (on a scratch file) and given back just before the file is written. */
+static kiln_status reserve_space(const char *tmp, uint64_t bytes)
+{
+    char path[PATH_MAX + 16];
+    KILN_CHECK(kiln_path_format(path, sizeof path, "%s.reserve", tmp));
+    kiln_status st = kiln_file_preallocate(path, bytes, "checkpoint space");
+    unlink(path);
+    if (st == KILN_OK) return KILN_OK;
+    char inner[2048];
+    snprintf(inner, sizeof inner, "%s", kiln_error_message());
+    kiln_error_clear();
+    return KILN_ERROR(KILN_ERR_IO, "checkpoint '%s' not written (the previous one is kept): %s",
+                      tmp, inner);
+}
+
 static kiln_status save_as(kiln_comm *comm, int lead, const char *dir, const save_header *h,
                            const kiln_ckpt_tensor *tensors, int n_tensors, int keep)
 {
@@ -248,6 +297,8 @@ static kiln_status save_as(kiln_comm *comm, int lead, const char *dir, const sav
     step_name(h->meta.step, name, sizeof name);
     KILN_CHECK(kiln_path_format(tmp, sizeof tmp, "%s/%s.tmp", dir, name));
     KILN_CHECK(kiln_ckpt_agree(comm, lead ? kiln_mkdir_p(dir) : KILN_OK));
+    uint64_t bytes = file_bytes(tensors, n_tensors, &h->meta);
+    KILN_CHECK(kiln_ckpt_agree(comm, lead ? reserve_space(tmp, bytes) : KILN_OK));
     double t0 = kiln_time_s();
     kiln_status st = kiln_ckpt_write_file(comm, tmp, &h->meta, h->created, tensors, n_tensors,
                                           (kiln_ckpt_fault)h->fault);
@@ -282,12 +333,7 @@ kiln_status kiln_ckpt_save(kiln_comm *comm, const char *dir, const kiln_ckpt_met
 
 kiln_status kiln_ckpt_open(const char *path, hid_t *file)
 {
-    kiln_h5_quiet();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    KILN_H5_CHECK(f, KILN_ERR_CKPT, "checkpoint '%s' cannot be opened as HDF5 (truncated or "
-                  "damaged)", path);
-    *file = f;
-    return KILN_OK;
+    return kiln_h5_open_file(path, "checkpoint", KILN_ERR_CKPT, file);
 }
 
 kiln_status kiln_ckpt_check_sidecar(const char *path, int *present)

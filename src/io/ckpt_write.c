@@ -10,6 +10,8 @@
 #include "ckpt_internal.h"
 #include "kiln/comm_mpi.h"
 #include "kiln/h5util.h"
+#include "kiln/runtime.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -253,6 +255,27 @@ static kiln_status fill_file(writer *w, const kiln_ckpt_meta *meta, const char *
     return agree(w, KILN_OK);
 }
 
+/* Closing a file is collective, and after a failed write the ranks' HDF5 states differ: one
+ * may wait in a barrier the others never reach. A failed save's close therefore runs under a
+ * deadline, which ends the job with the save's error instead of a hang. */
+static void close_file(writer *w, kiln_status *st)
+{
+    enum { CLOSE_DEADLINE_S = 20 };
+    if (*st != KILN_OK && w->comm) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "kiln: error: checkpoint '%s' failed (%s) and could not be "
+                 "closed on every rank; ending the job (the previous checkpoint is kept)",
+                 w->tmp, kiln_error_message());
+        kiln_watchdog_arm(CLOSE_DEADLINE_S, msg);
+    }
+    herr_t rc = H5Fclose(w->file);
+    kiln_watchdog_disarm();
+    if (rc < 0 && *st == KILN_OK)
+        *st = KILN_H5_ERROR(KILN_ERR_HDF5, "closing checkpoint file '%s'", w->tmp);
+    else if (rc < 0)
+        H5Eclear2(H5E_DEFAULT);
+}
+
 static kiln_status plan_and_fill(writer *w, const kiln_ckpt_meta *meta, const char *created,
                                  const kiln_ckpt_tensor *t, int n, kiln_ckpt_fault fault)
 {
@@ -265,8 +288,7 @@ static kiln_status plan_and_fill(writer *w, const kiln_ckpt_meta *meta, const ch
     if (st == KILN_OK) st = agree(w, open_file(w));
     if (st == KILN_OK) {
         st = fill_file(w, meta, created, plan, n_plan, t, n, fault);
-        if (H5Fclose(w->file) < 0 && st == KILN_OK)
-            st = KILN_H5_ERROR(KILN_ERR_HDF5, "closing checkpoint file '%s'", w->tmp);
+        close_file(w, &st);
     }
     free(plan);
     return st;

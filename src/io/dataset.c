@@ -32,13 +32,8 @@ typedef struct h5_source {
 
 static kiln_status source_open(const char *path, h5_source *src)
 {
-    if (access(path, R_OK) != 0)
-        return KILN_ERROR(KILN_ERR_DATA, "dataset file '%s': %s", path, strerror(errno));
     src->path = path;
-    kiln_h5_quiet();
-    src->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    KILN_H5_CHECK(src->file, KILN_ERR_DATA, "dataset file '%s' is not a readable HDF5 file", path);
-    return KILN_OK;
+    return kiln_h5_open_file(path, "dataset file", KILN_ERR_DATA, &src->file);
 }
 
 static kiln_status shape_error(const h5_source *src, const char *name, const char *expected,

@@ -7,16 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 void kiln_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* Walking upward visits the most specific error first; that one says what actually went
- * wrong ("truncated file: eof = ..."), the API-level ones only that something did. */
+ * wrong ("truncated file: eof = ..."), the API-level ones only that something did. A failed
+ * system call's description is a dump ("file write failed: time = ..., errno = 28, error
+ * message = 'No space left on device', buf = ..."): only its error message is kept. */
 static herr_t innermost_error(unsigned n, const H5E_error2_t *err, void *out)
 {
-    if (n == 0 && err->desc) snprintf(out, 512, "%s", err->desc);
+    if (n != 0 || !err->desc) return 0;
+    const char *os = strstr(err->desc, "error message = '");
+    if (os) {
+        os += strlen("error message = '");
+        const char *what = strstr(err->desc, " failed");
+        int what_len = what ? (int)(what - err->desc) : 0;
+        snprintf(out, 512, "%.*s%s%.*s", what_len, err->desc, what_len ? ": " : "",
+                 (int)strcspn(os, "'"), os);
+    } else {
+        snprintf(out, 512, "%s", err->desc);
+    }
     return 0;
 }
 
@@ -31,6 +44,21 @@ kiln_status kiln_h5_error_at(kiln_status code, const char *file, int line, const
     H5Eclear2(H5E_DEFAULT);
     if (h5[0]) return kiln_error_at(code, file, line, "%s: %s", msg, h5);
     return kiln_error_at(code, file, line, "%s", msg);
+}
+
+kiln_status kiln_h5_open_file(const char *path, const char *what, kiln_status code, hid_t *out)
+{
+    struct stat sb;
+    *out = H5I_INVALID_HID;
+    if (stat(path, &sb) != 0 || access(path, R_OK) != 0)
+        return KILN_ERROR(code, "%s '%s': %s", what, path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return KILN_ERROR(code, "%s '%s' is a directory, not an HDF5 file", what, path);
+    kiln_h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    KILN_H5_CHECK(f, code, "%s '%s' cannot be opened as HDF5 (truncated or damaged)", what, path);
+    *out = f;
+    return KILN_OK;
 }
 
 void kiln_h5_describe(hid_t obj, char *buf, size_t len)

@@ -106,6 +106,22 @@ void kiln_run_dir_log(kiln_run_dir *d, const char *json_fields)
     fflush(d->metrics);
 }
 
+long kiln_run_dir_last_logged(const kiln_run_dir *d, const char *field)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\":", field);
+    FILE *f = fopen(d->metrics_path, "r");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    long last = -1;
+    while (getline(&line, &cap, f) > 0)
+        if (strstr(line, key) && line_step(line) > last) last = line_step(line);
+    free(line);
+    fclose(f);
+    return last;
+}
+
 kiln_status kiln_run_dir_write_summary(kiln_run_dir *d, const char *json)
 {
     return kiln_run_dir_write_marker(d, "summary.json", json);

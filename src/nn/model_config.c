@@ -9,15 +9,15 @@
 
 static const kiln_cfg_key model_keys[] = {
     K("model.kind", KILN_CFG_STRING, kind, "mlp", KILN_MODEL_KIND_CHOICES, "architecture"),
-    K("model.hidden", KILN_CFG_INT_LIST, hidden, "[512, 512]", NULL, "mlp: hidden layer widths"),
-    K("model.n_layer", KILN_CFG_INT, n_layer, "4", NULL, "gpt: transformer blocks (L)"),
-    K("model.n_head", KILN_CFG_INT, n_head, "4", NULL, "gpt: attention heads (H)"),
-    K("model.n_embd", KILN_CFG_INT, n_embd, "256", NULL, "gpt: embedding width (C)"),
-    K("model.block_size", KILN_CFG_INT, block_size, "128", NULL, "gpt: context length (T)"),
-    K("model.dropout", KILN_CFG_FLOAT, dropout, "0", NULL, "dropout probability (0 = off)"),
+    K("model.hidden", KILN_CFG_INT_LIST, hidden, "[512, 512]", "[1,)", "mlp: hidden layer widths"),
+    K("model.n_layer", KILN_CFG_INT, n_layer, "4", "[1,)", "gpt: transformer blocks (L)"),
+    K("model.n_head", KILN_CFG_INT, n_head, "4", "[1,)", "gpt: attention heads (H)"),
+    K("model.n_embd", KILN_CFG_INT, n_embd, "256", "[1,)", "gpt: embedding width (C)"),
+    K("model.block_size", KILN_CFG_INT, block_size, "128", "[1,)", "gpt: context length (T)"),
+    K("model.dropout", KILN_CFG_FLOAT, dropout, "0", "[0,1)", "dropout probability (0 = off)"),
     K("model.recompute", KILN_CFG_BOOL, recompute, "false", NULL,
       "gpt: recompute block activations in backward (less memory, more compute)"),
-    K("model.init_std", KILN_CFG_FLOAT, init_std, "0.02", NULL, "gpt: weight init std"),
+    K("model.init_std", KILN_CFG_FLOAT, init_std, "0.02", "(0,)", "gpt: weight init std"),
 };
 
 const kiln_cfg_schema kiln_model_section = {"model", model_keys,

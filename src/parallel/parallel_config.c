@@ -7,11 +7,11 @@
     {path, type, offsetof(kiln_parallel_config, field), def, choices, help}
 
 static const kiln_cfg_key parallel_keys[] = {
-    K("parallel.pp", KILN_CFG_INT, pp, "1", NULL,
+    K("parallel.pp", KILN_CFG_INT, pp, "1", "[1,)",
       "pipeline stages; the other factor of the world size is data parallel"),
-    K("parallel.bucket_mb", KILN_CFG_FLOAT, bucket_mb, "25", NULL,
+    K("parallel.bucket_mb", KILN_CFG_FLOAT, bucket_mb, "25", "(0,)",
       "data parallel: gradient all-reduce bucket size in MiB"),
-    K("parallel.zero", KILN_CFG_INT, zero, "0", NULL,
+    K("parallel.zero", KILN_CFG_INT, zero, "0", "[0,3]",
       "ZeRO stage: 0 = replicate, 1 = shard the optimizer state across data-parallel ranks, "
       "2 = also the gradients, 3 = also the parameters"),
     K("parallel.overlap", KILN_CFG_BOOL, overlap, "true", NULL,

@@ -53,6 +53,9 @@ kiln_status kiln_reg_remove_flat_dir(const char *dir);
  * dotted path), metrics.step, lineage (config text, source file, data files with sha256).
  * *out = NULL (and KILN_OK) when path is not a kiln checkpoint. */
 kiln_status kiln_reg_checkpoint_fields(const char *path, json_t **out);
+/* Removes what dead processes left in a model's directory: staging directories of writers that
+ * are gone (a process of this host that no longer exists, else older than a day) and .trash. */
+kiln_status kiln_reg_clear_leftovers(const char *mdir);
 /* A version's kind ("model", "features", "index", ...): its "kind" field, "model" for versions
  * written before versions had one. */
 const char *kiln_reg_version_kind(json_t *meta);

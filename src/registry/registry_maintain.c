@@ -1,5 +1,7 @@
 /* Keeping a registry honest and small: verify recomputes every artifact's sha256 against its
- * version.json; gc removes versions no alias points to beyond the newest few. A version is
+ * version.json, checks that a model version's file is a kiln checkpoint that verifies and that
+ * every alias points at a version that exists; gc removes versions no alias points to beyond
+ * the newest few, and what dead writers left. A version is
  * removed by renaming it into .trash first, so readers see it either whole or gone. */
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
+#include "kiln/ckpt.h"
 #include "kiln/fs.h"
 #include "registry_internal.h"
 
@@ -46,6 +50,25 @@ static void verify_artifact(const char *uri, const char *vdir, json_t *a, FILE *
     fprintf(out, "%s: ok %s (%" PRIu64 " bytes, sha256 %.16s...)\n", uri, name, bytes, sha);
 }
 
+/* A model version's file must be a kiln checkpoint that verifies (checksums included). */
+static void verify_model_file(const char *uri, const char *vdir, json_t *meta, FILE *out,
+                              int *n_bad)
+{
+    json_t *a = kiln_reg_primary_artifact(meta);
+    const char *where = json_string_value(json_object_get(a, "path"));
+    char path[PATH_MAX];
+    if (strcmp(kiln_reg_version_kind(meta), KILN_REGISTRY_KIND_MODEL) || !where) return;
+    int external = json_is_true(json_object_get(a, "external"));
+    if (kiln_path_format(path, sizeof path, external ? "%s" : "%s/%s", external ? where : vdir,
+                         where) != KILN_OK || !kiln_path_exists(path))
+        return; /* reported as MISSING already */
+    if (kiln_ckpt_verify(path) == KILN_OK) return;
+    fprintf(out, "%s: NOT A CHECKPOINT: its model file '%s' is not a kiln checkpoint that "
+            "verifies: %s\n", uri, path, kiln_error_message());
+    kiln_error_clear();
+    (*n_bad)++;
+}
+
 static void verify_version(const char *name, const char *mdir, int64_t v, FILE *out, int *n_bad)
 {
     char uri[256], vdir[PATH_MAX];
@@ -67,7 +90,31 @@ static void verify_version(const char *name, const char *mdir, int64_t v, FILE *
         (*n_bad)++;
     }
     json_array_foreach(list, i, a) verify_artifact(uri, vdir, a, out, n_bad);
+    verify_model_file(uri, vdir, meta, out, n_bad);
     json_decref(meta);
+}
+
+/* Every alias must point at a version that exists. */
+static kiln_status verify_aliases(const char *root, const char *name, const char *mdir,
+                                  FILE *out, int *n_bad)
+{
+    char **aliases;
+    int64_t *versions;
+    int n;
+    KILN_CHECK(kiln_registry_aliases(root, name, &aliases, &versions, &n));
+    for (int i = 0; i < n; i++) {
+        char vdir[PATH_MAX];
+        if (kiln_reg_version_dir(mdir, versions[i], vdir, sizeof vdir) == KILN_OK &&
+            kiln_path_exists(vdir))
+            continue;
+        fprintf(out, "registry:%s@%s: DANGLING alias: it points at version %" PRId64 ", which "
+                "does not exist (move it with `kiln registry alias %s %s VERSION`)\n", name,
+                aliases[i], versions[i], name, aliases[i]);
+        (*n_bad)++;
+    }
+    kiln_registry_free_names(aliases, n);
+    free(versions);
+    return KILN_OK;
 }
 
 static kiln_status verify_model(const char *root, const char *name, int64_t version, FILE *out,
@@ -85,7 +132,7 @@ static kiln_status verify_model(const char *root, const char *name, int64_t vers
     KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
     for (int i = 0; i < n; i++) verify_version(name, mdir, v[i], out, n_bad);
     free(v);
-    return KILN_OK;
+    return verify_aliases(root, name, mdir, out, n_bad);
 }
 
 kiln_status kiln_registry_verify(const char *root, const char *name, int64_t version, FILE *out,
@@ -166,9 +213,24 @@ static kiln_status remove_version(const char *mdir, int64_t v)
     return kiln_reg_history_append(mdir, "gc", json_pack("{s:I}", "version", (json_int_t)v));
 }
 
-/* Staging directories of writers that died more than a day ago (live writers are seconds
- * old), and anything left in .trash by a gc that died. */
-static kiln_status clear_leftovers(const char *mdir)
+/* Whether the writer that named a staging directory HOST.PID.XXXXXX is gone: a process of this
+ * host that no longer exists. A writer on another host is judged by age alone. */
+static int writer_gone(const char *entry, time_t mtime)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    host[strcspn(host, ".")] = '\0'; /* as registry_register.c names them */
+    size_t hl = strlen(host);
+    if (hl && !strncmp(entry, host, hl) && entry[hl] == '.') {
+        char *end;
+        long pid = strtol(entry + hl + 1, &end, 10);
+        if (end != entry + hl + 1 && *end == '.' && pid > 0)
+            return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    }
+    return time(NULL) - mtime >= STALE_STAGING_S; /* live writers are seconds old */
+}
+
+kiln_status kiln_reg_clear_leftovers(const char *mdir)
 {
     const char *sub[2] = {".staging", ".trash"};
     kiln_status st = KILN_OK;
@@ -184,7 +246,7 @@ static kiln_status clear_leftovers(const char *mdir)
             if (e->d_name[0] == '.') continue;
             st = kiln_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
             if (st != KILN_OK || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
-            if (k == 0 && time(NULL) - sb.st_mtime < STALE_STAGING_S) continue;
+            if (k == 0 && !writer_gone(e->d_name, sb.st_mtime)) continue;
             st = kiln_reg_remove_flat_dir(path);
         }
         closedir(d);
@@ -211,7 +273,7 @@ kiln_status kiln_registry_gc(const char *root, const char *name, int keep,
         st = remove_version(mdir, victims[i]);
         if (st == KILN_OK) (*n_removed)++;
     }
-    if (st == KILN_OK) st = clear_leftovers(mdir);
+    if (st == KILN_OK) st = kiln_reg_clear_leftovers(mdir);
     kiln_file_unlock(fd);
     free(victims);
     return st;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "kiln/fs.h"
+#include "kiln/ckpt.h"
 #include "registry_internal.h"
 
 /* The metadata fields every version has, in the order version.json lists them. */
@@ -150,6 +151,19 @@ static kiln_status publish(const char *mdir, const char *staging, json_t *meta, 
     return KILN_OK;
 }
 
+/* A model version's file is a kiln checkpoint that verifies: anything else would resolve to
+ * something no job can open. */
+static kiln_status require_checkpoint(const char *name, const char *path)
+{
+    if (kiln_ckpt_verify(path) == KILN_OK) return KILN_OK;
+    char inner[2048];
+    snprintf(inner, sizeof inner, "%s", kiln_error_message());
+    kiln_error_clear();
+    return KILN_ERROR(KILN_ERR_ARG, "registering '%s': '%s' is not a kiln checkpoint that "
+                      "verifies (%s); a version of kind model must be one (register other files "
+                      "with another kind: --kind)", name, path, inner);
+}
+
 /* Metadata without the version number: base fields, those of a checkpoint artifact, the
  * caller's, then the artifact records. */
 static kiln_status build_metadata(const char *name, const kiln_registry_artifact *artifacts,
@@ -163,6 +177,8 @@ static kiln_status build_metadata(const char *name, const kiln_registry_artifact
     if (st == KILN_OK && fields && json_object_get(fields, "kind"))
         st = KILN_ERROR(KILN_ERR_ARG, "registering '%s': a version's kind is its first "
                         "artifact's ('%s'), not a field", name, kind);
+    if (st == KILN_OK && !strcmp(kind, KILN_REGISTRY_KIND_MODEL))
+        st = require_checkpoint(name, artifacts[0].path);
     if (st == KILN_OK && !strcmp(kind, KILN_REGISTRY_KIND_MODEL))
         st = kiln_reg_checkpoint_fields(artifacts[0].path, &from_ckpt);
     if (st == KILN_OK) {
@@ -200,7 +216,12 @@ kiln_status kiln_registry_register(const char *root, const char *name,
     if (n_artifacts < 1)
         return KILN_ERROR(KILN_ERR_ARG, "registering '%s': at least one artifact is needed", name);
     KILN_CHECK(make_model_dirs(mdir));
-    KILN_CHECK(kiln_path_format(staging, sizeof staging, "%s/.staging/XXXXXX", mdir));
+    KILN_CHECK(kiln_reg_clear_leftovers(mdir)); /* staging copies of writers killed before */
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    host[strcspn(host, ".")] = '\0'; /* HOST.PID.XXXXXX: dots separate the fields */
+    KILN_CHECK(kiln_path_format(staging, sizeof staging, "%s/.staging/%s.%ld.XXXXXX", mdir, host,
+                                (long)getpid()));
     if (!mkdtemp(staging))
         return KILN_ERROR(KILN_ERR_IO, "cannot create a staging directory in '%s/.staging': %s",
                           mdir, strerror(errno));

@@ -156,14 +156,15 @@ static kiln_status measure_grad_norm(train_run *r, step_result *s, long step)
     return KILN_OK;
 }
 
-/* Evaluates, logs, keeps the best; *stop = 1 when the caller's hook ends the run here. */
+/* Evaluates, logs (unless this step's evaluation is logged already: a finished run rerun),
+ * keeps the best; *stop = 1 when the caller's hook ends the run here. */
 static kiln_status run_eval(train_run *r, int max_batches, kiln_eval_result *ev, int *stop)
 {
     KILN_CHECK(r->engine->evaluate(r, max_batches, ev));
     char line[512];
     snprintf(line, sizeof line, "\"step\":%ld,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f,\"eval_targets\":%lld",
              r->step, ev->loss, ev->accuracy, (long long)ev->targets);
-    kiln_run_dir_log(r->dir, line);
+    if (kiln_run_dir_last_logged(r->dir, "eval_loss") < r->step) kiln_run_dir_log(r->dir, line);
     kiln_info("eval step %ld: loss %.4f accuracy %.4f", r->step, ev->loss, ev->accuracy);
     *stop = r->opts->on_eval && r->opts->on_eval(r->opts->hook_ctx, r->step, ev);
     if (ev->loss >= r->best_eval_loss) return KILN_OK;

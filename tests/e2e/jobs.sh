@@ -23,6 +23,18 @@ for kind in train infer eval; do
     fail "$kind --help-config: duplicates '$dup' or a shared section missing"
 done
 
+# every number key of every kind (as kiln --help lists them) documents its range
+kinds=$(sed -n '/^jobs/,/^$/p' "$WORK/help" | awk 'NR > 1 && NF {print $1}')
+unranged=""
+for kind in $kinds; do
+  # a range is [lo,hi] with no space (a list default such as "[512, 512]" has one)
+  "$K" $kind --help-config | awk -v k="$kind" '$2 ~ /^(int|int64|float)$/ &&
+    $0 !~ / [[(][-0-9.e]*,[-0-9.e]*[])] / {print k": "$1}' >>"$WORK/unranged"
+done
+[ -n "$kinds" ] && [ ! -s "$WORK/unranged" ] &&
+  pass "every number key of the $(echo $kinds | wc -w) kinds has a documented range" ||
+  fail "number keys without a range: $(cat "$WORK/unranged" 2>/dev/null) (kinds: $kinds)"
+
 # --- exit codes ---
 code() { local rc=0; "$@" >/dev/null 2>"$WORK/code.err" </dev/null || rc=$?; echo "$rc"; }
 [ "$(code "$K" train)" = 2 ] && [ "$(code "$K" eval --bogus 1)" = 2 ] &&
@@ -57,6 +69,11 @@ assert lr(sys.argv[3]) == lr(sys.argv[4]), "learning rates differ"
 PY
 then pass "stopped at 17 and continued: every tensor and the lr schedule equal the straight run's"
 else fail "stop-at and continue differ from the straight run"; fi
+
+lines=$(wc -l <"$WORK/straight/metrics.jsonl")
+train "$WORK/straight" >/dev/null 2>&1 && [ "$(wc -l <"$WORK/straight/metrics.jsonl")" -eq "$lines" ] &&
+  pass "rerunning a finished run logs nothing twice ($lines metrics lines)" ||
+  fail "rerun of a finished run: $lines -> $(wc -l <"$WORK/straight/metrics.jsonl") metrics lines"
 
 # --- eval: flags, a config file, a run directory, ckpt/latest ---
 "$K" eval --model "$WORK/straight/ckpt/step-00000040.h5" --input "$data" --output "$WORK/flags.json" \

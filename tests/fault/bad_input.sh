@@ -91,4 +91,21 @@ else
     train "$cfg" --set backend.name=cuda
 fi
 
+# numbers outside their key's range, and a NUL byte that would cut a value short
+for bad in model.dropout=1.0 model.dropout=1.5 model.dropout=-0.5 optim.lr=-1 train.threads=-3 \
+  model.block_size=0 parallel.zero=4; do
+  expect_error "$bad is out of range" "key '${bad%%=*}' must be in" "found ${bad#*=}" -- train "$cfg" --set "$bad"
+done
+printf 'registry:\n  name: "ab\\0cd"\n' > "$WORK/nul.yaml"
+expect_error "a NUL byte in a YAML string" "nul.yaml:2: key 'registry.name': the value holds a NUL byte" -- \
+  train "$WORK/nul.yaml"
+# a directory where a file is wanted, and --help anywhere on a tool's command line
+expect_error "a directory as the dataset" "dataset file '$WORK' is a directory, not an HDF5 file" -- \
+  "$KILN_BIN" train "$cfg" --set train.out_dir="$WORK/out" --set data.path="$WORK"
+mkdir -p "$WORK/notrun"
+expect_error "a directory as a checkpoint" "'$WORK/notrun' is a directory, but neither a run directory" -- \
+  "$KILN_BIN" ckpt verify "$WORK/notrun"
+"$KILN_BIN" ckpt inspect --help >"$WORK/help.txt" 2>&1 && grep -q "^usage:" "$WORK/help.txt" &&
+  pass "ckpt inspect --help prints the usage" || fail "ckpt inspect --help: $(head -2 "$WORK/help.txt")"
+
 finish

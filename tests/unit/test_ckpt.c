@@ -414,6 +414,32 @@ static void test_flipped_data(const char *dir)
     kiln_error_clear();
 }
 
+/* The attributes carry their own checksum: a step edited from 4 to 7 (or a config edited),
+ * with the sidecar gone, fails verification and loading instead of resuming at step 7. */
+static void test_edited_attributes(const char *dir)
+{
+    char path[PATH_MAX], sidecar[PATH_MAX];
+    CHECK_OK(save_step(dir, 4, 0));
+    path_in(path, dir, "step-00000004.h5");
+    path_in(sidecar, dir, "step-00000004.h5.crc32");
+    CHECK_OK(kiln_ckpt_verify(path));
+    unlink(sidecar);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK_OK(kiln_h5_write_attr_i64(f, "step", 7));
+    H5Fclose(f);
+    CHECK_FAILS(kiln_ckpt_verify(path), KILN_ERR_CKPT, "were edited or damaged");
+    CHECK_FAILS(kiln_ckpt_verify(path), KILN_ERR_CKPT, "step 7");
+    CHECK_FAILS(kiln_ckpt_load(path, &loaded, NULL, 0), KILN_ERR_CKPT, "meta_crc32");
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK_OK(kiln_h5_write_attr_i64(f, "step", 4));
+    H5Fclose(f);
+    CHECK_OK(kiln_ckpt_verify(path)); /* put back: whole again */
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK_OK(kiln_h5_write_attr_str(f, "config", "train:\n  seed: 99\n"));
+    H5Fclose(f);
+    CHECK_FAILS(kiln_ckpt_verify(path), KILN_ERR_CKPT, "were edited or damaged");
+}
+
 static void test_shape_mismatch(const char *dir)
 {
     char path[PATH_MAX];
@@ -542,6 +568,8 @@ int main(void)
     test_flipped_file(dir);
     make_dir(dir, "flipdata");
     test_flipped_data(dir);
+    make_dir(dir, "edited");
+    test_edited_attributes(dir);
     test_shape_mismatch(keep);
     make_dir(dir, "fault");
     test_fault(dir);

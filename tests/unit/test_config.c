@@ -510,8 +510,46 @@ static void test_walk_values(void)
           w.plain_seen, w.seq_len);
 }
 
+/* Numbers are held to their key's range; a NUL byte cannot cut a value short. */
+typedef struct { double p; int n; kiln_cfg_int_list widths; kiln_cfg_str name; } ranged_cfg;
+static const kiln_cfg_key ranged_keys[] = {
+    {"p", KILN_CFG_FLOAT, offsetof(ranged_cfg, p), "0", "[0,1)", "a probability"},
+    {"n", KILN_CFG_INT, offsetof(ranged_cfg, n), "1", "(0,8]", "a count"},
+    {"widths", KILN_CFG_INT_LIST, offsetof(ranged_cfg, widths), "[4]", "[1,)", "widths"},
+    {"name", KILN_CFG_STRING, offsetof(ranged_cfg, name), "", NULL, "a name"},
+};
+static const kiln_cfg_schema ranged_schema = {"ranged", ranged_keys, 4, NULL, 0};
+
+static void test_ranges_and_nul(void)
+{
+    ranged_cfg c;
+    const char *ok[] = {"p=0", "p=0.999", "n=8", "widths=1,2"};
+    CHECK_OK(kiln_config_load_text(&ranged_schema, &c, NULL, NULL, ok, 4));
+    CHECK(c.p == 0.999 && c.n == 8 && c.widths.n == 2, "in range: %g %d", c.p, c.n);
+    const char *bad[][2] = {{"p=1", "key 'p' must be in [0,1), found 1"},
+                            {"p=-0.5", "key 'p' must be in [0,1), found -0.5"},
+                            {"n=0", "key 'n' must be in (0,8], found 0"},
+                            {"n=9", "key 'n' must be in (0,8], found 9"},
+                            {"widths=3,0", "key 'widths' must be in [1,), found 0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_FAILS(kiln_config_load_text(&ranged_schema, &c, NULL, NULL, bad[i], 1),
+                    KILN_ERR_CONFIG, bad[i][1]);
+    CHECK_FAILS(kiln_config_load_text(&ranged_schema, &c, "n: 12\n", "r.yaml", NULL, 0),
+                KILN_ERR_CONFIG, "r.yaml:1: key 'n' must be in (0,8], found 12");
+    CHECK_FAILS(kiln_config_load_text(&ranged_schema, &c, "name: \"ab\\0cd\"\n", "r.yaml", NULL, 0),
+                KILN_ERR_CONFIG, "r.yaml:1: key 'name': the value holds a NUL byte");
+    CHECK_FAILS(kiln_config_load_text(&ranged_schema, &c, "\"na\\0me\": x\n", "r.yaml", NULL, 0),
+                KILN_ERR_CONFIG, "r.yaml:1: a key under '(top level)' holds a NUL byte");
+    static const kiln_cfg_key broken_key[] = {{"x", KILN_CFG_INT, 0, "1", "[0;1]", "x"}};
+    const kiln_cfg_schema broken = {"broken", broken_key, 1, NULL, 0};
+    int x;
+    CHECK_FAILS(kiln_config_load_text(&broken, &x, NULL, NULL, NULL, 0), KILN_ERR_CONFIG,
+                "key 'x' has a malformed range '[0;1]' in its schema");
+}
+
 int main(void)
 {
+    test_ranges_and_nul();
     test_composition();
     test_key_declared_twice();
     test_load_sections();

@@ -5,6 +5,7 @@
  * writer keeps moving it and gc removes what it left never get a missing version. */
 #define _GNU_SOURCE
 #include "check.h"
+#include "kiln/ckpt.h"
 #include "kiln/fs.h"
 #include "kiln/registry.h"
 #include <inttypes.h>
@@ -40,7 +41,8 @@ static int64_t register_text(const char *root, const char *name, const char *tex
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/artifact-%d-%s.bin", work, (int)getpid(), name);
     write_artifact(path, text);
-    kiln_registry_artifact a = {path, "model.bin", "model", 0};
+    /* a plain file: these tests are about versions and aliases, not about what a model is */
+    kiln_registry_artifact a = {path, "model.bin", "file", 0};
     int64_t v = 0;
     kiln_status st = kiln_registry_register(root, name, &a, 1, fields, &v);
     unlink(path);
@@ -390,8 +392,24 @@ static void test_version_kinds(void)
     CHECK_FAILS(kiln_registry_register(root, "fm-index", a, 1, "{\"kind\": \"model\"}", &v),
                 KILN_ERR_ARG, "a version's kind is its first artifact's ('index')");
 
+    /* a model version must be a kiln checkpoint that verifies; a text file is refused */
+    kiln_registry_artifact text = {extra, NULL, "model", 0};
+    CHECK_FAILS(kiln_registry_register(root, "notes", &text, 1, NULL, &v), KILN_ERR_ARG,
+                "is not a kiln checkpoint that verifies");
+
     /* a version.json from before kinds: no "kind" field, read as a model */
-    int64_t m = register_text(root, "old", "weights", NULL);
+    char ckdir[PATH_MAX], ckpt[PATH_MAX + 32];
+    snprintf(ckdir, sizeof ckdir, "%s/ck", root);
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    kiln_ckpt_tensor t = {"model/w", w, 2, {2, 3}, 0, 6};
+    static kiln_ckpt_meta ck_meta; /* 64 KiB: not on the stack */
+    ck_meta.step = 3;
+    snprintf(ck_meta.config_text, sizeof ck_meta.config_text, "model:\n  kind: \"mlp\"\n");
+    CHECK_OK(kiln_ckpt_save(NULL, ckdir, &ck_meta, &t, 1, 1));
+    snprintf(ckpt, sizeof ckpt, "%s/step-00000003.h5", ckdir);
+    kiln_registry_artifact model = {ckpt, "model.h5", "model", 0};
+    int64_t m = 0;
+    CHECK_OK(kiln_registry_register(root, "old", &model, 1, NULL, &m));
     char vjson[PATH_MAX + 64];
     snprintf(vjson, sizeof vjson, "%s/models/old/versions/%lld/version.json", root, (long long)m);
     json_error_t err;
@@ -400,7 +418,39 @@ static void test_version_kinds(void)
     CHECK(meta && json_dump_file(meta, vjson, JSON_INDENT(2)) == 0, "rewrote %s", vjson);
     json_decref(meta);
     CHECK_OK(kiln_registry_resolve(root, "registry:old@latest", &ref, path, sizeof path));
-    CHECK(strstr(path, "/model.bin") != NULL, "a version without a kind resolves to its model: %s", path);
+    CHECK(strstr(path, "/model.h5") != NULL, "a version without a kind resolves to its model: %s", path);
+}
+
+/* verify reports an alias to a version that is gone; a staging copy left by a writer that died
+ * (a process of this host that no longer exists) is removed by the next registration. */
+static void test_dangling_and_leftovers(void)
+{
+    char root[PATH_MAX / 2], vdir[PATH_MAX], staging[PATH_MAX], report[PATH_MAX], host[256] = "x";
+    make_root("leftovers", root, sizeof root);
+    CHECK(register_text(root, "m", "a", NULL) == 1 && register_text(root, "m", "b", NULL) == 2,
+          "two versions");
+    CHECK_OK(kiln_registry_set_alias(root, "m", "prod", 2));
+    snprintf(vdir, sizeof vdir, "rm -rf '%s/models/m/versions/2'", root);
+    CHECK(system(vdir) == 0, "removed version 2 behind the registry's back");
+    snprintf(report, sizeof report, "%s/verify.txt", root);
+    FILE *out = fopen(report, "w");
+    int bad = 0;
+    CHECK_OK(kiln_registry_verify(root, "m", 0, out, &bad));
+    fclose(out);
+    char text[4096] = "";
+    FILE *f = fopen(report, "r");
+    size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[got] = '\0';
+    if (f) fclose(f);
+    CHECK(bad == 1 && strstr(text, "registry:m@prod: DANGLING alias: it points at version 2"),
+          "verify: %d problems: %s", bad, text);
+
+    gethostname(host, sizeof host - 1);
+    host[strcspn(host, ".")] = '\0';
+    snprintf(staging, sizeof staging, "%s/models/m/.staging/%s.999999999.abcdef", root, host);
+    CHECK_OK(kiln_mkdir_p(staging));
+    CHECK(register_text(root, "m", "c", NULL) == 3, "third version");
+    CHECK(!kiln_path_exists(staging), "the dead writer's staging copy is gone: %s", staging);
 }
 
 int main(void)
@@ -419,6 +469,7 @@ int main(void)
     test_concurrent_registration();
     test_alias_moves_while_read();
     test_version_kinds();
+    test_dangling_and_leftovers();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
     if (!test_failed && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);
