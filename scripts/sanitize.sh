@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kiln with -fsanitize=address,undefined into build-asan/ (CPU backend, debug info) and
-# runs the unit and MPI tests under it; any report fails the run. scripts/test.sh (CI) calls it
+# runs the unit, MPI and sweep tests under it; any report fails the run. scripts/test.sh (CI) calls it
 # after the main test suite. Extra args go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +17,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0:dete
 export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd build-asan
-ctest --output-on-failure --timeout 1800 -j1 -L 'unit|mpi' "$@"
+ctest --output-on-failure --timeout 1800 -j1 -L 'unit|mpi|sweep' "$@"

@@ -15,6 +15,8 @@
 
 #define KILN_CFG_STR_MAX 512
 #define KILN_CFG_LIST_MAX 16
+#define KILN_CFG_MAP_MAX 32      /* entries of a map key (a sweep's search space) */
+#define KILN_CFG_MAP_KEY_MAX 128
 
 typedef char kiln_cfg_str[KILN_CFG_STR_MAX];
 typedef struct {
@@ -22,13 +24,24 @@ typedef struct {
     int v[KILN_CFG_LIST_MAX];
 } kiln_cfg_int_list;
 
+/* A map key's entries: any path below the key (its mappings nest, as config sections do)
+ * with its value's text; a sequence value is kept as its flow text "[a, b]". */
+typedef struct {
+    int n;
+    struct {
+        char key[KILN_CFG_MAP_KEY_MAX];   /* "optim.lr" below "sweep.space" */
+        kiln_cfg_str value;               /* "loguniform(1e-4, 1e-2)" */
+    } items[KILN_CFG_MAP_MAX];
+} kiln_cfg_map;
+
 typedef enum {
     KILN_CFG_INT,      /* int; YAML integer */
     KILN_CFG_INT64,    /* int64_t */
     KILN_CFG_FLOAT,    /* double; accepts integers too ("1" -> 1.0) */
     KILN_CFG_BOOL,     /* int 0/1; true/false/yes/no/on/off */
     KILN_CFG_STRING,   /* kiln_cfg_str */
-    KILN_CFG_INT_LIST  /* kiln_cfg_int_list; YAML flow or block sequence of integers, or "512,512" in --set */
+    KILN_CFG_INT_LIST, /* kiln_cfg_int_list; YAML flow or block sequence of integers, or "512,512" in --set */
+    KILN_CFG_MAP       /* kiln_cfg_map; any key below it, e.g. sweep.space.optim.lr in YAML or --set */
 } kiln_cfg_type;
 
 typedef struct kiln_cfg_key {
@@ -46,8 +59,8 @@ typedef struct kiln_cfg_key {
 /* A schema is either a section (its own keys, offsets into the section's struct) or a
  * composition: sections placed at offsets of a job's config struct. Each section (backend,
  * placement, registry, model, ...) is declared once, by the layer that owns its struct, and
- * every job kind composes the ones it reads, so no key is declared twice. A part's section is a
- * plain section (compositions do not nest). */
+ * every job kind composes the ones it reads, so no key is declared twice. A part may itself be
+ * a composition (a sweep's config holds a whole training config). */
 typedef struct kiln_cfg_part {
     const struct kiln_cfg_schema *section;
     size_t offset;             /* offsetof(job config, section struct) */

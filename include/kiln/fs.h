@@ -29,6 +29,7 @@ kiln_status kiln_write_file_atomic(const char *path, const void *data, size_t le
 /* SHA-256 of a file as 64 lowercase hex digits (+ NUL), and its size. */
 #define KILN_SHA256_HEX 65
 kiln_status kiln_file_sha256(const char *path, char hex[KILN_SHA256_HEX], uint64_t *size);
+void kiln_sha256_hex(const void *data, size_t len, char hex[KILN_SHA256_HEX]);
 /* Copy src to dst (created or truncated, then fsynced) and digest the bytes in the same pass.
  * dst is removed when anything fails. */
 kiln_status kiln_file_copy(const char *src, const char *dst, char hex[KILN_SHA256_HEX],

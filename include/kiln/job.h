@@ -52,6 +52,12 @@ typedef struct kiln_job_resources {
 
 typedef struct kiln_job kiln_job;
 
+/* A command of a kind that is not a run of it (`kiln sweep status DIR`): argv[0] is its name. */
+typedef struct kiln_job_tool {
+    const char *name;
+    int (*main)(int argc, char **argv);
+} kiln_job_tool;
+
 typedef struct kiln_job_kind {
     const char *name;           /* `kiln NAME` */
     const char *summary;        /* one line for `kiln --help` */
@@ -71,6 +77,9 @@ typedef struct kiln_job_kind {
     const char *(*output)(kiln_job *job, const char **what);
     /* The job itself, on every rank. */
     kiln_status (*run)(kiln_job *job);
+    /* `kiln NAME TOOL ...` runs a tool instead (no MPI, no config). */
+    const kiln_job_tool *tools;
+    int n_tools;
 } kiln_job_kind;
 
 /* `kiln NAME ...` for kind k (argv[0] is NAME): returns the process exit code. */

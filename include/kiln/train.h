@@ -58,6 +58,10 @@ typedef struct kiln_train_opts {
     long stop_at;                   /* stop after this step, checkpointed (0: train.steps) */
     kiln_train_eval_hook on_eval;   /* may be NULL */
     void *hook_ctx;
+    kiln_eval_result *result;       /* may be NULL: receives the evaluation at the step the run
+                                       ends (stop_at, a hook's stop, or train.steps), made then
+                                       if none was made at that step yet */
+    long *end_step;                 /* may be NULL: receives that step */
 } kiln_train_opts;
 
 /* What the job runtime calls before anything runs: checks that span keys, names the run after

@@ -7,10 +7,12 @@
 #include "kiln/job.h"
 #include "kiln/log.h"
 #include "kiln/runtime.h"
+#include "kiln/sweep.h"
 #include "kiln/train.h"
 
 /* Every job kind: `kiln NAME` runs it. A new kind is its folder under src/ and a row here. */
-static const kiln_job_kind *const job_kinds[] = {&kiln_train_job, &kiln_infer_job, &kiln_eval_job};
+static const kiln_job_kind *const job_kinds[] = {&kiln_train_job, &kiln_infer_job, &kiln_eval_job,
+                                                 &kiln_sweep_job};
 enum { N_JOB_KINDS = sizeof job_kinds / sizeof job_kinds[0] };
 
 typedef struct tool {

@@ -14,10 +14,11 @@
 #include <strings.h>
 #include <sys/types.h>
 
-static const char *const cfg_type_names[] = {"int", "int64", "float", "bool", "string", "int list"};
+static const char *const cfg_type_names[] = {"int", "int64", "float", "bool", "string", "int list",
+                                             "map"};
 static const char *const cfg_type_wants[] = {
     "an integer", "a 64-bit integer", "a number", "a boolean (true/false/yes/no/on/off/1/0)",
-    "a string", "a list of integers"};
+    "a string", "a list of integers", "a mapping"};
 
 typedef struct {
     const kiln_cfg_schema *schema; /* flat: one section holding every key (cfg_flatten) */
@@ -42,12 +43,17 @@ static kiln_status cfg_fail(const cfg_loader *ld, int line, const char *fmt, ...
 
 /* ---- schemas: sections and compositions ---- */
 
+static size_t cfg_count_keys(const kiln_cfg_schema *s)
+{
+    size_t n = s->n_keys;
+    for (size_t p = 0; p < s->n_parts; p++) n += cfg_count_keys(s->parts[p].section);
+    return n;
+}
+
+/* A section's own keys at base, then each part's at base + its offset. */
 static kiln_status cfg_append_keys(const kiln_cfg_schema *section, size_t base,
                                    kiln_cfg_key *keys, const char **owner, size_t *n)
 {
-    if (section->n_parts)
-        return KILN_ERROR(KILN_ERR_CONFIG, "schema '%s' is a composition: it cannot be a part of "
-                          "another", section->name);
     for (size_t i = 0; i < section->n_keys; i++) {
         const kiln_cfg_key *k = &section->keys[i];
         for (size_t j = 0; j < *n; j++)
@@ -58,22 +64,20 @@ static kiln_status cfg_append_keys(const kiln_cfg_schema *section, size_t base,
         keys[*n].offset += base;
         owner[(*n)++] = section->name;
     }
+    for (size_t p = 0; p < section->n_parts; p++)
+        KILN_CHECK(cfg_append_keys(section->parts[p].section, base + section->parts[p].offset,
+                                   keys, owner, n));
     return KILN_OK;
 }
 
 kiln_status kiln_config_keys(const kiln_cfg_schema *schema, kiln_cfg_key **keys, size_t *n)
 {
-    size_t total = schema->n_keys;
-    for (size_t p = 0; p < schema->n_parts; p++) total += schema->parts[p].section->n_keys;
+    size_t total = cfg_count_keys(schema);
     kiln_cfg_key *all = calloc(total ? total : 1, sizeof *all);
     const char **owner = calloc(total ? total : 1, sizeof *owner);
     kiln_status st = all && owner ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "schema '%s'", schema->name);
     *n = 0;
-    if (st == KILN_OK && schema->n_keys)
-        st = cfg_append_keys(&(kiln_cfg_schema){schema->name, schema->keys, schema->n_keys, NULL, 0},
-                             0, all, owner, n);
-    for (size_t p = 0; p < schema->n_parts && st == KILN_OK; p++)
-        st = cfg_append_keys(schema->parts[p].section, schema->parts[p].offset, all, owner, n);
+    if (st == KILN_OK) st = cfg_append_keys(schema, 0, all, owner, n);
     free(owner);
     if (st != KILN_OK) {
         free(all);
@@ -101,6 +105,17 @@ static const kiln_cfg_key *cfg_find_key(const kiln_cfg_schema *schema, const cha
 {
     for (size_t i = 0; i < schema->n_keys; i++)
         if (!strcmp(schema->keys[i].path, path)) return &schema->keys[i];
+    return NULL;
+}
+
+/* The map key path lies below ("sweep.space" for "sweep.space.optim.lr"), or NULL. */
+static const kiln_cfg_key *cfg_find_map(const kiln_cfg_schema *schema, const char *path)
+{
+    for (size_t i = 0; i < schema->n_keys; i++) {
+        const kiln_cfg_key *k = &schema->keys[i];
+        size_t n = strlen(k->path);
+        if (k->type == KILN_CFG_MAP && !strncmp(path, k->path, n) && path[n] == '.') return k;
+    }
     return NULL;
 }
 
@@ -391,6 +406,47 @@ static kiln_status cfg_set_list_text(const cfg_loader *ld, const kiln_cfg_key *k
     return st;
 }
 
+/* Entry `sub` of map key `key` becomes text (replacing an earlier one). Entries are kept
+ * sorted by key, so that a map reads back from its YAML in the same order whatever order it
+ * was written in. */
+static kiln_status cfg_map_put(const cfg_loader *ld, const kiln_cfg_key *key, int line,
+                               const char *sub, const char *text)
+{
+    kiln_cfg_map *map = (kiln_cfg_map *)(ld->base + key->offset);
+    if (strlen(sub) >= KILN_CFG_MAP_KEY_MAX || strlen(text) >= KILN_CFG_STR_MAX)
+        return cfg_fail(ld, line, "key '%s.%s': entries of '%s' have keys of at most %d bytes and "
+                        "values of at most %d", key->path, sub, key->path, KILN_CFG_MAP_KEY_MAX - 1,
+                        KILN_CFG_STR_MAX - 1);
+    int at = 0;
+    while (at < map->n && strcmp(map->items[at].key, sub) < 0) at++;
+    int replace = at < map->n && !strcmp(map->items[at].key, sub);
+    if (!replace && map->n == KILN_CFG_MAP_MAX)
+        return cfg_fail(ld, line, "key '%s' holds at most %d entries; '%s' would be one more",
+                        key->path, KILN_CFG_MAP_MAX, sub);
+    if (!replace) {
+        memmove(&map->items[at + 1], &map->items[at], (size_t)(map->n - at) * sizeof map->items[0]);
+        map->n++;
+    }
+    memset(&map->items[at], 0, sizeof map->items[at]);
+    snprintf(map->items[at].key, sizeof map->items[at].key, "%s", sub);
+    snprintf(map->items[at].value, sizeof map->items[at].value, "%s", text);
+    return KILN_OK;
+}
+
+/* A node below a map key: a mapping nests, a scalar or sequence is an entry. */
+static kiln_status cfg_map_node(const cfg_loader *ld, const kiln_cfg_key *key,
+                                const kiln_cfg_node *node)
+{
+    if (node->kind == KILN_CFG_NODE_MAPPING) return KILN_OK;
+    const char *sub = node->path + strlen(key->path) + 1;
+    if (node->kind == KILN_CFG_NODE_SCALAR) return cfg_map_put(ld, key, node->line, sub, node->items[0]);
+    char text[KILN_CFG_STR_MAX] = "[";
+    for (int i = 0; i < node->n_items; i++)
+        cfg_append(text, sizeof text, "%s%s", i ? ", " : "", node->items[i]);
+    cfg_append(text, sizeof text, "]");
+    return cfg_map_put(ld, key, node->line, sub, text);
+}
+
 static kiln_status cfg_set_text(const cfg_loader *ld, const kiln_cfg_key *key, int line,
                                 const char *text)
 {
@@ -421,6 +477,13 @@ static kiln_status cfg_set_text(const cfg_loader *ld, const kiln_cfg_key *key, i
         break;
     case KILN_CFG_STRING: return cfg_set_string(ld, key, line, text);
     case KILN_CFG_INT_LIST: return cfg_set_list_text(ld, key, line, text);
+    case KILN_CFG_MAP:
+        if (!text[0] || kiln_config_yaml_is_null(text)) { /* the default: empty */
+            memset(field, 0, sizeof(kiln_cfg_map));
+            return KILN_OK;
+        }
+        return cfg_fail(ld, line, "key '%s' expects a mapping of keys to values, found '%s' (write "
+                        "%s.KEY=VALUE)", key->path, text, key->path);
     default:
         return KILN_ERROR(KILN_ERR_ARG, "key '%s' has an invalid type %d", key->path,
                           (int)key->type);
@@ -433,6 +496,9 @@ static kiln_status cfg_on_node(void *ctx, const kiln_cfg_node *node)
 {
     const cfg_loader *ld = ctx;
     const kiln_cfg_key *key = cfg_find_key(ld->schema, node->path);
+    const kiln_cfg_key *map = key ? NULL : cfg_find_map(ld->schema, node->path);
+    if (map) return cfg_map_node(ld, map, node);
+    if (key && key->type == KILN_CFG_MAP && node->kind == KILN_CFG_NODE_MAPPING) return KILN_OK;
     if (node->kind == KILN_CFG_NODE_MAPPING) {
         if (key)
             return cfg_fail(ld, node->line, "key '%s' expects %s, found a mapping", key->path,
@@ -479,6 +545,7 @@ static size_t cfg_field_size(kiln_cfg_type type)
     case KILN_CFG_FLOAT: return sizeof(double);
     case KILN_CFG_STRING: return sizeof(kiln_cfg_str);
     case KILN_CFG_INT_LIST: return sizeof(kiln_cfg_int_list);
+    case KILN_CFG_MAP: return sizeof(kiln_cfg_map);
     default: return sizeof(int);
     }
 }

@@ -281,7 +281,28 @@ static void emit_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void emit_value(FILE *f, const kiln_cfg_key *key, const void *cfg)
+/* A map's entries, nested by their dots as they would be written by hand. Entries are emitted
+ * in order, and those sharing a first part are gathered under it. */
+static void emit_map(FILE *f, const kiln_cfg_map *map, const char *prefix, size_t plen, int depth,
+                     unsigned char *done)
+{
+    for (int i = 0; i < map->n; i++) {
+        const char *key = map->items[i].key;
+        if (done[i] || strncmp(key, prefix, plen) != 0) continue;
+        const char *name = key + plen, *dot = strchr(name, '.');
+        fprintf(f, "\n%*s", 2 * depth, "");
+        if (dot) {
+            fprintf(f, "%.*s:", (int)(dot - name), name);
+            emit_map(f, map, key, (size_t)(dot + 1 - key), depth + 1, done);
+        } else {
+            fprintf(f, "%s: ", name);
+            emit_string(f, map->items[i].value);
+            done[i] = 1;
+        }
+    }
+}
+
+static void emit_value(FILE *f, const kiln_cfg_key *key, const void *cfg, int depth)
 {
     const char *field = (const char *)cfg + key->offset;
     switch (key->type) {
@@ -295,6 +316,13 @@ static void emit_value(FILE *f, const kiln_cfg_key *key, const void *cfg)
         fputc('[', f);
         for (int i = 0; i < list->n; i++) fprintf(f, "%s%d", i ? ", " : "", list->v[i]);
         fputc(']', f);
+        break;
+    }
+    case KILN_CFG_MAP: {
+        const kiln_cfg_map *map = (const kiln_cfg_map *)field;
+        unsigned char done[KILN_CFG_MAP_MAX] = {0};
+        if (map->n == 0) fputs("{}", f);
+        else emit_map(f, map, "", 0, depth + 1, done);
         break;
     }
     }
@@ -315,8 +343,10 @@ static void emit_section(FILE *f, const kiln_cfg_schema *schema, const void *cfg
             fprintf(f, "%.*s:\n", (int)(dot - name), name);
             emit_section(f, schema, cfg, key->path, (size_t)(dot + 1 - key->path), depth + 1, done);
         } else {
-            fprintf(f, "%s: ", name);
-            emit_value(f, key, cfg);
+            fprintf(f, "%s:%s", name, key->type == KILN_CFG_MAP ? "" : " ");
+            if (key->type == KILN_CFG_MAP && ((const kiln_cfg_map *)((const char *)cfg + key->offset))->n == 0)
+                fputc(' ', f);
+            emit_value(f, key, cfg, depth);
             fputc('\n', f);
             done[i] = 1;
         }

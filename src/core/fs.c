@@ -130,6 +130,14 @@ static void to_hex(struct sha256_ctx *ctx, char hex[KILN_SHA256_HEX])
     for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }
 
+void kiln_sha256_hex(const void *data, size_t len, char hex[KILN_SHA256_HEX])
+{
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, data);
+    to_hex(&ctx, hex);
+}
+
 /* Reads all of in (named src) in blocks, digesting them and, when out >= 0, writing them there. */
 static kiln_status pump(int in, const char *src, int out, const char *dst,
                         char hex[KILN_SHA256_HEX], uint64_t *size)

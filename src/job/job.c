@@ -149,6 +149,8 @@ static kiln_status run_job(kiln_job *j, int *quiet)
 
 int kiln_job_main(const kiln_job_kind *k, int argc, char **argv)
 {
+    for (int t = 0; argc > 1 && t < k->n_tools; t++)
+        if (!strcmp(argv[1], k->tools[t].name)) return k->tools[t].main(argc - 1, argv + 1);
     job_args args;
     if (kiln_job_args_parse(k, argc, argv, &args) != KILN_OK) {
         fprintf(stderr, "kiln %s: error: %s\n", k->name, kiln_error_message());

@@ -120,12 +120,24 @@ static kiln_status highest_allocated(const char *mdir, int64_t *highest)
     KILN_CHECK(kiln_path_format(path, sizeof path, "%s/last_version", mdir));
     FILE *f = fopen(path, "r");
     if (!f) return KILN_OK;
+    kiln_status st = KILN_OK;
     if (fgets(line, sizeof line, f)) {
-        long long last = strtoll(line, NULL, 10);
-        if (last > *highest) *highest = last;
+        char *end;
+        errno = 0;
+        long long last = strtoll(line, &end, 10);
+        /* the next version must be representable: a counter at INT64_MAX (or garbage) is an
+         * error naming the file, not an overflow */
+        if (errno || end == line || (*end && *end != '\n') || last < 0 || last == INT64_MAX)
+            st = KILN_ERROR(KILN_ERR_DATA, "'%s' holds '%.20s', expected the number of the last "
+                            "version registered (0 to %lld)", path, line, (long long)INT64_MAX - 1);
+        else if (last > *highest)
+            *highest = last;
     }
     fclose(f);
-    return KILN_OK;
+    if (st == KILN_OK && *highest == INT64_MAX)
+        st = KILN_ERROR(KILN_ERR_DATA, "'%s' has a version numbered %lld: no version can follow it",
+                        mdir, (long long)INT64_MAX);
+    return st;
 }
 
 /* Under the lock: number the staged version, write its metadata, rename it into place. */

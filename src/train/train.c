@@ -99,6 +99,7 @@ static kiln_status setup(train_run *r, const kiln_train_opts *o)
     r->writer = kiln_comm_rank(r->comm, KILN_AXIS_WORLD) == 0;
     r->engine = &kiln_train_engine_dp;
     r->stop_at = o->stop_at > 0 && o->stop_at < r->cfg.train.steps ? o->stop_at : r->cfg.train.steps;
+    r->evaluated_step = -1;
     KILN_CHECK(kiln_model_kind_get("model.kind", r->cfg.model.kind, &r->kind));
     r->config_yaml = kiln_config_to_yaml(&kiln_train_schema, &r->cfg);
     KILN_CHECK_ALLOC(r->config_yaml);
@@ -161,6 +162,8 @@ static kiln_status measure_grad_norm(train_run *r, step_result *s, long step)
 static kiln_status run_eval(train_run *r, int max_batches, kiln_eval_result *ev, int *stop)
 {
     KILN_CHECK(r->engine->evaluate(r, max_batches, ev));
+    r->evaluated_step = r->step;
+    r->last_eval = *ev;
     char line[512];
     snprintf(line, sizeof line, "\"step\":%ld,\"eval_loss\":%.6f,\"eval_accuracy\":%.6f,\"eval_targets\":%lld",
              r->step, ev->loss, ev->accuracy, (long long)ev->targets);
@@ -310,7 +313,13 @@ static kiln_status train_loop(train_run *r)
     }
     kiln_progress_finish(prog);
     KILN_CHECK(st);
-    if (r->step < total) return KILN_OK; /* stopped early on purpose, checkpointed */
+    if (r->step < total) { /* stopped early on purpose, checkpointed; evaluated here (a rerun
+                            * that found the run at its stop step already evaluates now) */
+        int ignored;
+        kiln_eval_result ev;
+        if (r->evaluated_step != r->step) KILN_CHECK(run_eval(r, c->train.eval_batches, &ev, &ignored));
+        return KILN_OK;
+    }
     kiln_eval_result ev;
     int ignored;
     KILN_CHECK(run_eval(r, 0, &ev, &ignored));
@@ -326,6 +335,8 @@ kiln_status kiln_train_run(const kiln_train_opts *opts)
     kiln_status st;
     KILN_CHECK_GOTO(st, setup(r, opts), done);
     KILN_CHECK_GOTO(st, train_loop(r), done);
+    if (opts->result) *opts->result = r->last_eval;
+    if (opts->end_step) *opts->end_step = r->step;
 done:
     teardown(r);
     free(r);

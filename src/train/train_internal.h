@@ -59,6 +59,8 @@ struct train_run {
     int micro_batch, accum;            /* rows per forward on this rank; forwards per step */
     long step;                         /* optimizer steps completed */
     long stop_at;                      /* the step this invocation stops after */
+    long evaluated_step;               /* the step of the last evaluation made (-1: none) */
+    kiln_eval_result last_eval;
     int64_t samples_seen, tokens_seen;
     double best_eval_loss;
     kiln_run_dir *dir;

@@ -1,13 +1,15 @@
 """Compare two kiln runs for bit-identical results.
 
-usage: compare_runs.py RUN_A RUN_B STEP [RTOL]
+usage: compare_runs.py [--train-curve] RUN_A RUN_B STEP [RTOL]
 Checks that ckpt/step-STEP.h5 of both runs hold the same datasets (parameters and optimizer
 state) and that both metrics.jsonl files hold the same loss curve (step, loss, lr, grad_norm,
 eval_loss, eval_accuracy for every logged line; timings excluded). Without RTOL everything
 must be bit-identical; with RTOL (e.g. 1e-5, for runs whose float sums are ordered
 differently, as across ranks) the flat parameter vector (all model/ datasets, as kiln holds
 them) and the flat optimizer state may each differ by RTOL relative in norm
-(||a - b|| <= RTOL ||a||), and each curve value by RTOL relative. Exits non-zero with the first difference found."""
+(||a - b|| <= RTOL ||a||), and each curve value by RTOL relative. --train-curve compares the
+training lines of the curves only (a sweep's trial evaluates at each rung, a straight run does
+not; evaluations do not touch the training state). Exits non-zero with the first difference found."""
 import json
 import sys
 
@@ -24,11 +26,13 @@ def datasets(path):
     return out
 
 
-def curve(run):
+def curve(run, train_only):
     rows = []
     with open(f"{run}/metrics.jsonl") as f:
         for line in f:
             d = json.loads(line)
+            if train_only and "loss" not in d:
+                continue
             rows.append(tuple((k, d.get(k)) for k in CURVE_KEYS))
     return rows
 
@@ -52,8 +56,11 @@ def same_row(ra, rb, rtol):
 
 
 def main():
-    a, b, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    rtol = float(sys.argv[4]) if len(sys.argv) > 4 else None
+    args = sys.argv[1:]
+    train_only = "--train-curve" in args
+    args = [a for a in args if a != "--train-curve"]
+    a, b, step = args[0], args[1], int(args[2])
+    rtol = float(args[3]) if len(args) > 3 else None
     name = f"ckpt/step-{step:08d}.h5"
     da, db = datasets(f"{a}/{name}"), datasets(f"{b}/{name}")
     if sorted(da) != sorted(db):
@@ -75,7 +82,7 @@ def main():
             if not close(flat_a, flat_b, rtol):
                 rel = np.linalg.norm(flat_a.astype(np.float64) - flat_b) / np.linalg.norm(flat_a)
                 sys.exit(f"{group} state differs: relative norm difference {rel:.3g} > {rtol:g}")
-    ca, cb = curve(a), curve(b)
+    ca, cb = curve(a, train_only), curve(b, train_only)
     if len(ca) != len(cb):
         sys.exit(f"metrics have {len(ca)} vs {len(cb)} lines")
     for ra, rb in zip(ca, cb):

@@ -15,9 +15,13 @@ ckpt="$WORK/big/ckpt/step-00000001.h5" # about 80 MB: a copy takes long enough t
 staging="$reg/models/big/.staging"
 "$K" registry --registry "$reg" register big "$ckpt" >/dev/null 2>&1 || fail "first registration"
 kills=0
-for delay in 0.02 0.05 0.08 0.11 0.14; do
+for delay in 0 0.01 0.02 0.03 0.04; do
   "$K" registry --registry "$reg" register big "$ckpt" >/dev/null 2>&1 &
   pid=$!
+  # kill it once its copy has begun (a staging entry with bytes in it), whatever the load
+  until [ -n "$(find "$staging" -mindepth 2 -type f -size +0 2>/dev/null | head -1)" ] || ! kill -0 "$pid" 2>/dev/null; do
+    sleep 0.005
+  done
   sleep "$delay"
   kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
   wait "$pid" 2>/dev/null || true
