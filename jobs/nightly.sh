@@ -5,6 +5,11 @@
 #      │       (warm start from          ├─▶ promote ─▶ score
 #      └─────▶ eval production ─────────┘   (only if    (with whatever
 #                                            better)     production is then)
+#                                              │
+#                                              └─▶ embed ─▶ index build ─▶ index eval
+#                                                  (base and      (production  (registers it; moves the
+#                                                   queries, with  model's      index's alias only if
+#                                                   production)    embeddings)  recall holds)
 #
 # Each job starts only if the ones it depends on succeeded (--dependency=afterok) and is
 # cancelled if one of them failed (--kill-on-invalid-dep=yes): a failed step stops the chain,
@@ -21,6 +26,16 @@
 #   --score-input IN.h5 --score-output OUT.h5
 #                            the last job: kiln infer with production (use a new OUT each night)
 #   --score-set key=value    kiln infer overrides (repeatable), e.g. infer.dataset=test/x
+#   --index NAME             after promotion, rebuild the nearest-neighbour index NAME over the
+#                            production model's embeddings (docs/index.md):
+#   --index-input IN.h5      the rows to embed and index (with --index-dataset, default x)
+#   --index-queries Q.h5     held-out rows to measure recall on (--index-query-dataset, default x)
+#   --index-embed OUT        the model output that is the embedding (infer.embed; default gelu0,
+#                            the MLP's first hidden layer)
+#   --index-recall R         the index's alias moves only if recall@10 >= R at the setting
+#                            eval stores (default 0.95); otherwise the eval job fails, the index
+#                            stays where it was
+#   --index-set key=value    kiln index overrides (repeatable), e.g. index.kind=hnsw
 #   --alias A                the alias to move (default production)
 #   --candidate-alias A      the alias the retrained version gets (default staging)
 #   --registry DIR           the registry (default $KILN_REGISTRY, else ./registry)
@@ -39,7 +54,8 @@ export KILN KILN_REGISTRY
 die() { echo "nightly: $*" >&2; exit 2; }
 model="" config="" data="" import="" split="" metric=loss min_delta=0 score_in="" score_out=""
 alias=production cand_alias=staging run="" sbatch_args="" after=""
-sets=() score_sets=()
+index="" index_in="" index_q="" index_ds=x index_qds=x index_embed=gelu0 index_recall=0.95
+sets=() score_sets=() index_sets=()
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "$1 needs a value (see the top of $0)"
   case "$1" in
@@ -60,6 +76,14 @@ while [ $# -gt 0 ]; do
     --run-dir) run=$2 ;;
     --sbatch) sbatch_args=$2 ;;
     --after) after=$2 ;;
+    --index) index=$2 ;;
+    --index-input) index_in=$2 ;;
+    --index-queries) index_q=$2 ;;
+    --index-dataset) index_ds=$2 ;;
+    --index-query-dataset) index_qds=$2 ;;
+    --index-embed) index_embed=$2 ;;
+    --index-recall) index_recall=$2 ;;
+    --index-set) index_sets+=(--set "$2") ;;
     *) die "unknown option '$1' (see the top of $0)" ;;
   esac
   shift 2
@@ -69,12 +93,14 @@ done
 [ -n "$import" ] || [ -f "$data" ] || die "data '$data' does not exist (and no --import to make it)"
 [ -n "$score_in" ] && [ -z "$score_out" ] && die "--score-input needs --score-output"
 [ -z "$score_in" ] && [ -n "$score_out" ] && die "--score-output needs --score-input"
+[ -z "$index" ] || { [ -n "$index_in" ] && [ -n "$index_q" ]; } || die "--index needs --index-input and --index-queries"
 [ -x "$KILN" ] || die "no kiln binary at '$KILN' (set KILN)"
 [ -z "$score_in" ] || "$KILN" infer --help >/dev/null 2>&1 || die "'$KILN' has no infer command to score with"
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 config=$(abs "$config") data=$(abs "$data")
 [ -z "$score_in" ] || { score_in=$(abs "$score_in"); score_out=$(abs "$score_out"); }
+[ -z "$index" ] || { index_in=$(abs "$index_in"); index_q=$(abs "$index_q"); }
 [ -z "${KILN_REGISTRY:-}" ] || KILN_REGISTRY=$(abs "$KILN_REGISTRY")
 run=$(abs "${run:-runs/nightly-$model-$(date +%Y%m%d-%H%M%S)}")
 mkdir -p "$run/logs"
@@ -122,6 +148,24 @@ score=""
 [ -z "$score_in" ] || score=$(submit score "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" \
   --input "$score_in" --output "$score_out" "${score_sets[@]}")
 
+# the index over production's embeddings: rows and queries embedded by the model production
+# names once promote has run, built, then measured; eval registers it and moves its alias
+# only if recall@10 at the cheapest setting reaching --index-recall holds (else it fails)
+embed="" embed_q="" index_build="" index_eval=""
+if [ -n "$index" ]; then
+  embed_sets=(--set infer.embed="$index_embed" --set infer.probs=false --set infer.top_k=0)
+  embed=$(submit embed "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" --input "$index_in" \
+    --output "$run/embeddings.h5" --set infer.dataset="$index_ds" "${embed_sets[@]}")
+  embed_q=$(submit embed-queries "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" \
+    --input "$index_q" --output "$run/embeddings-queries.h5" --set infer.dataset="$index_qds" "${embed_sets[@]}")
+  index_build=$(submit index-build "$embed" "$jobs/index.sbatch" build --input "$run/embeddings.h5:/embedding" \
+    --output "$run/index.h5" "${index_sets[@]}")
+  index_eval=$(submit index-eval "$index_build:$embed_q" "$jobs/index.sbatch" eval --index "$run/index.h5" \
+    --queries "$run/embeddings-queries.h5:/embedding" --output "$run/index-eval.json" \
+    --set eval.target_recall="$index_recall" --set registry.name="$index" --set registry.alias="$alias" \
+    "${index_sets[@]}")
+fi
+
 {
   echo "refresh $refresh"
   echo "train $train"
@@ -129,6 +173,10 @@ score=""
   echo "eval-production $eval_prod"
   echo "promote $promote"
   echo "score $score"
+  echo "embed $embed"
+  echo "embed-queries $embed_q"
+  echo "index-build $index_build"
+  echo "index-eval $index_eval"
 } > "$run/chain.txt"
 echo "nightly $model: submitted to Slurm, run directory $run"
 sed 's/^/  /' "$run/chain.txt"

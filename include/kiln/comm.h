@@ -41,6 +41,11 @@ int kiln_comm_size(const kiln_comm *c, kiln_axis axis);
 /* In-place sums. */
 kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n);
 kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n);
+/* Integer sums are exact, so their result does not depend on how the ranks split the work
+ * (k-means sums points in fixed point with it: the same centroids on any number of ranks). */
+kiln_status kiln_comm_allreduce_i64(kiln_comm *c, kiln_axis axis, int64_t *buf, size_t n);
+/* In-place element-wise maximum. */
+kiln_status kiln_comm_allreduce_max_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n);
 /* Non-blocking in-place float sum; *req must later be waited. */
 kiln_status kiln_comm_iallreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n,
                                      kiln_comm_request **req);
@@ -84,6 +89,9 @@ kiln_status kiln_comm_allgather_typed(kiln_comm *c, kiln_axis axis, kiln_precisi
 /* recv (root only, sum of counts) = every rank's send (counts[me]) at displs. */
 kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send, float *recv,
                                  const int *counts, const int *displs, int root);
+/* The same for host bytes (counts and displs in bytes). */
+kiln_status kiln_comm_gather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
+                                   const int *counts, const int *displs, int root);
 /* Small host metadata: root's bytes to every rank; every rank's bytes to every rank, in rank
  * order (recv holds size x bytes). */
 kiln_status kiln_comm_bcast(kiln_comm *c, kiln_axis axis, void *buf, size_t bytes, int root);

@@ -80,6 +80,12 @@ typedef struct kiln_job_kind {
     /* `kiln NAME TOOL ...` runs a tool instead (no MPI, no config). */
     const kiln_job_tool *tools;
     int n_tools;
+    /* A kind made of commands, each a kind of its own (`kiln index build` is the kind whose
+     * command is "build"): `kiln NAME COMMAND ...` runs it; the parent has only name, summary,
+     * usage and these. The commands share one config schema (`kiln NAME --help-config` lists it). */
+    const struct kiln_job_kind *const *commands;
+    int n_commands;
+    const char *command;        /* a command's own word ("build"); NULL for a top-level kind */
 } kiln_job_kind;
 
 /* `kiln NAME ...` for kind k (argv[0] is NAME): returns the process exit code. */

@@ -126,15 +126,21 @@ int kiln_comm_size(const kiln_comm *c, kiln_axis axis)
 }
 
 /* An in-place sum of n elements of `type` (elem bytes each), max_count at a time. */
-static kiln_status allreduce_pieces(kiln_comm *c, kiln_axis axis, void *buf, size_t n,
-                                    MPI_Datatype type, size_t elem, const char *what)
+static kiln_status allreduce_op_pieces(kiln_comm *c, kiln_axis axis, void *buf, size_t n,
+                                       MPI_Datatype type, size_t elem, MPI_Op op, const char *what)
 {
     for (size_t at = 0; at < n; at += max_count) {
         int count = (int)(n - at < max_count ? n - at : max_count);
         KILN_CHECK(mpi_status(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem, count, type,
-                                            MPI_SUM, axis_comm(c, axis)), what));
+                                            op, axis_comm(c, axis)), what));
     }
     return KILN_OK;
+}
+
+static kiln_status allreduce_pieces(kiln_comm *c, kiln_axis axis, void *buf, size_t n,
+                                    MPI_Datatype type, size_t elem, const char *what)
+{
+    return allreduce_op_pieces(c, axis, buf, n, type, elem, MPI_SUM, what);
 }
 
 kiln_status kiln_comm_allreduce_f32(kiln_comm *c, kiln_axis axis, float *buf, size_t n)
@@ -148,6 +154,19 @@ kiln_status kiln_comm_allreduce_f64(kiln_comm *c, kiln_axis axis, double *buf, s
 {
     if (kiln_comm_size(c, axis) == 1) return KILN_OK;
     return allreduce_pieces(c, axis, buf, n, MPI_DOUBLE, sizeof(double), "MPI_Allreduce(double)");
+}
+
+kiln_status kiln_comm_allreduce_i64(kiln_comm *c, kiln_axis axis, int64_t *buf, size_t n)
+{
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return allreduce_pieces(c, axis, buf, n, MPI_INT64_T, sizeof(int64_t), "MPI_Allreduce(int64)");
+}
+
+kiln_status kiln_comm_allreduce_max_f64(kiln_comm *c, kiln_axis axis, double *buf, size_t n)
+{
+    if (kiln_comm_size(c, axis) == 1) return KILN_OK;
+    return allreduce_op_pieces(c, axis, buf, n, MPI_DOUBLE, sizeof(double), MPI_MAX,
+                               "MPI_Allreduce(double, max)");
 }
 
 /* MPI carries fp32 only: bf16 buffers are device buffers (NCCL) or a mistake. */
@@ -303,6 +322,16 @@ kiln_status kiln_comm_gather_f32(kiln_comm *c, kiln_axis axis, const float *send
     MPI_Comm_rank(comm, &me);
     return mpi_status(MPI_Gatherv(send, counts[me], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, root,
                                   comm),
+                      "MPI_Gatherv");
+}
+
+kiln_status kiln_comm_gather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
+                                   const int *counts, const int *displs, int root)
+{
+    MPI_Comm comm = axis_comm(c, axis);
+    int me;
+    MPI_Comm_rank(comm, &me);
+    return mpi_status(MPI_Gatherv(send, counts[me], MPI_BYTE, recv, counts, displs, MPI_BYTE, root, comm),
                       "MPI_Gatherv");
 }
 

@@ -147,8 +147,23 @@ static kiln_status run_job(kiln_job *j, int *quiet)
     return st;
 }
 
+/* A kind made of commands (`kiln index build|search|eval`): the command named, or the usage. */
+static int run_command(const kiln_job_kind *k, int argc, char **argv)
+{
+    for (int c = 0; argc > 1 && c < k->n_commands; c++)
+        if (!strcmp(argv[1], k->commands[c]->command)) return kiln_job_main(k->commands[c], argc - 1, argv + 1);
+    /* the commands of a kind share one config schema: any of them lists it */
+    if (argc > 1 && !strcmp(argv[1], "--help-config")) return kiln_job_main(k->commands[0], argc, argv);
+    int help = argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    FILE *out = help ? stdout : stderr;
+    if (argc > 1 && !help) fprintf(out, "kiln %s: unknown command '%s'\n\n", k->name, argv[1]);
+    fputs(k->usage, out);
+    return help ? KILN_EXIT_DONE : KILN_EXIT_BAD_INPUT;
+}
+
 int kiln_job_main(const kiln_job_kind *k, int argc, char **argv)
 {
+    if (k->n_commands) return run_command(k, argc, argv);
     for (int t = 0; argc > 1 && t < k->n_tools; t++)
         if (!strcmp(argv[1], k->tools[t].name)) return k->tools[t].main(argc - 1, argv + 1);
     job_args args;

@@ -16,9 +16,10 @@ const kiln_cfg_schema kiln_registry_section = {"registry", registry_keys, 1, NUL
 
 static const kiln_cfg_key publish_keys[] = {
     K("registry.name", KILN_CFG_STRING, name, "", NULL,
-      "register the final and the best-by-eval model under this name (empty: do not register)"),
+      "register the result under this name (train: the final and the best-by-eval model; index eval: "
+      "the index); empty: do not register"),
     K("registry.alias", KILN_CFG_STRING, alias, "", NULL,
-      "point this alias (e.g. staging) at the registered final version"),
+      "point this alias (e.g. staging) at the registered (final) version"),
 };
 
 const kiln_cfg_schema kiln_registry_publish_section = {

@@ -7,7 +7,10 @@
 #   3. a retrain that fails (a model shape that does not fit the warm start): the chain stops
 #      there, the jobs after it are cancelled, production stays.
 # The decisions are checked against the evaluations, and the evaluations against `kiln eval`
-# run here on the same model and data.
+# run here on the same model and data. Chains 1 and 2 also rebuild the nearest-neighbour index
+# over production's embeddings (embed, build, eval): in 1 the index is registered with
+# production's lineage and its recall, and its production alias moves; in 2 the recall asked
+# for is out of reach, the eval job fails and the index's alias stays.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 slurm_start
@@ -73,8 +76,11 @@ print(int(f.attrs["model_version"]), int(f.attrs["complete"]), f["probs"].shape[
   fi
 }
 
+INDEX=(--index fmi --index-input "$(fmnist_h5)" --index-dataset train/x --index-queries "$(fmnist_h5)"
+  --index-query-dataset test/x --index-set index.nlist=64 --index-set eval.rounds=1)
+
 # 1: better -------------------------------------------------------------------------------
-chain better --import "fashion-mnist $RAW" --set train.steps=300
+chain better --import "fashion-mnist $RAW" --set train.steps=300 "${INDEX[@]}" --index-recall 0.9
 all=$STATE_refresh/$STATE_train/$STATE_eval_candidate/$STATE_eval_production/$STATE_promote/$STATE_score
 [ "$all" = COMPLETED/COMPLETED/COMPLETED/COMPLETED/COMPLETED/COMPLETED ] &&
   pass "better: refresh, train, both evaluations, promote and score completed" ||
@@ -100,9 +106,25 @@ fi
   fail "better: no production move in: $("$KILN_BIN" registry history fm)"
 check_scores better "$cand"
 prod1=$(alias_version production)
+idx=$STATE_embed/$STATE_embed_queries/$STATE_index_build/$STATE_index_eval
+[ "$idx" = COMPLETED/COMPLETED/COMPLETED/COMPLETED ] && pass "better: embed, index build and index eval completed" ||
+  fail "better: states embed/embed-queries/index-build/index-eval = $idx: $(tail -n 3 "$(job_log better index-eval)")"
+if iv=$("$KILN_BIN" registry show fmi@production 2>/dev/null); then
+  r=$(jq -r .metrics.recall_at_k <<<"$iv") mv=$(jq -r .lineage.model.version <<<"$iv") kind=$(jq -r .kind <<<"$iv")
+  [ "$kind" = index ] && [ "$mv" = "$prod1" ] && awk -v r="$r" 'BEGIN { exit !(r >= 0.9) }' &&
+    pass "better: index fmi@production registered (kind $kind) from fm/$mv's embeddings, recall@10 $r >= 0.9" ||
+    fail "better: index version: kind $kind, model version $mv (production fm/$prod1), recall $r"
+  "$KILN_BIN" index search --index registry:fmi@production --queries "$WORK/better/embeddings-queries.h5:/embedding" \
+    --k 10 --output "$WORK/nn.h5" >/dev/null 2>"$WORK/nn.err" && pass "better: registry:fmi@production searches" ||
+    fail "better: search of registry:fmi@production: $(tail -2 "$WORK/nn.err")"
+else
+  fail "better: no fmi@production in the registry"
+fi
+index1=$("$KILN_BIN" registry show fmi@production 2>/dev/null | jq -r .version)
 
 # 2: worse --------------------------------------------------------------------------------
-chain worse --import "fashion-mnist $RAW" --set train.steps=60 --set optim.lr=0.2
+chain worse --import "fashion-mnist $RAW" --set train.steps=60 --set optim.lr=0.2 "${INDEX[@]}" \
+  --index-set eval.nprobes=1 --index-recall 0.999
 all=$STATE_refresh/$STATE_train/$STATE_eval_candidate/$STATE_eval_production/$STATE_promote/$STATE_score
 [ "$all" = COMPLETED/COMPLETED/COMPLETED/COMPLETED/COMPLETED/COMPLETED ] && pass "worse: every job completed" ||
   fail "worse: states = $all"
@@ -117,6 +139,11 @@ fi
 grep -q "kept: fm@production stays at $prod1" "$(job_log worse promote)" && pass "worse: the promote log says why" ||
   fail "worse: promote log: $(cat "$(job_log worse promote)")"
 check_scores worse "$prod1"
+[ "$STATE_index_build" = COMPLETED ] && [ "$STATE_index_eval" = FAILED ] &&
+  [ "$("$KILN_BIN" registry show fmi@production | jq -r .version)" = "$index1" ] &&
+  grep -q "reaches recall@10 0.9990" "$(job_log worse index-eval)" &&
+  pass "worse: recall 0.999 out of reach at nprobe 1: the index eval failed saying so, fmi@production stays $index1" ||
+  fail "worse: index build $STATE_index_build, eval $STATE_index_eval, fmi@production $("$KILN_BIN" registry show fmi@production | jq -r .version) (was $index1)"
 
 # 3: failure ------------------------------------------------------------------------------
 staging=$(alias_version staging)
