@@ -2,7 +2,8 @@
 # Nearest-neighbour indexes: kiln against FAISS and hnswlib on fashion-mnist-784 as
 # ann-benchmarks uses it (the 60,000 training images as the base, the 10,000 test images as
 # queries, L2, k = 10), batch queries on BENCH_THREADS threads pinned to BENCH_CPUS, in one run.
-#   kiln    hnsw (m 16, ef_construction BENCH_EFC), ivf-flat (nlist 1024), flat; each built once
+#   kiln    hnsw (m 16, ef_construction BENCH_EFC), ivf-flat (nlist 1024), ivf-pq (nlist 1024,
+#           BENCH_PQ_M bytes a row, 56 as FAISS's PQ56), flat; each built once
 #           (wall time of `kiln index build`), then `kiln index eval` over ef or nprobe
 #           (the fastest of BENCH_ROUNDS passes)
 #   peers   (bench/ann_peers.py, PyPI's newest faiss-cpu and hnswlib in bench/.venv) hnswlib
@@ -20,6 +21,7 @@ threads=${BENCH_THREADS:-2}
 rounds=${BENCH_ROUNDS:-3}
 efc=${BENCH_EFC:-100}
 nlist=${BENCH_NLIST:-1024}
+pq_m=${BENCH_PQ_M:-56}
 efs=${BENCH_EFS:-10,16,24,32,48,64,96,128,256}
 nprobes=${BENCH_NPROBES:-1,2,4,8,16,32,64}
 only=${BENCH_PEERS:-hnswlib,faiss-hnsw,faiss-ivf,faiss-pq,faiss-kmeans}
@@ -67,21 +69,27 @@ say "kiln ivf-flat: nlist $nlist"
 wall ivf-build "$kiln" index build --input "$OLDPWD/$base" --output ivf.h5 --nlist "$nlist" "${set_threads[@]}"
 wall ivf-eval "$kiln" index eval --index ivf.h5 --queries "$OLDPWD/$queries" --k 10 --output ivf.json \
     --set eval.nprobes="$nprobes" --set eval.rounds="$rounds" "${set_threads[@]}"
+say "kiln ivf-pq: nlist $nlist, $pq_m bytes a row (FAISS's PQ$pq_m)"
+wall pq-build "$kiln" index build --input "$OLDPWD/$base" --output pq.h5 --kind ivf-pq --nlist "$nlist" \
+    --set index.pq_m="$pq_m" "${set_threads[@]}"
+wall pq-eval "$kiln" index eval --index pq.h5 --queries "$OLDPWD/$queries" --k 10 --output pq.json \
+    --set eval.nprobes="$nprobes" --set eval.rounds="$rounds" "${set_threads[@]}"
 say "peers: $only"
 "${pin[@]}" "$OLDPWD/$py" "$OLDPWD/bench/ann_peers.py" --base "$OLDPWD/$base" --queries "$OLDPWD/$queries" \
-    --truth truth.h5 --threads "$threads" --rounds "$rounds" --efs "$efs" --nprobes "$nprobes" --nlist "$nlist" \
+    --truth truth.h5 --threads "$threads" --rounds "$rounds" --efs "$efs" --nprobes "$nprobes" --nlist "$nlist" --pq-m "$pq_m" \
     --only "$only" >peers.json 2>peers.err || { tail -5 peers.err; die "the peers failed"; }
 cd "$OLDPWD"
 
 mkdir -p bench/results docs/img
 out=bench/results/ann-$(date +%Y-%m-%d).json
-"$py" - "$tmp" "$out" "$threads" "$efc" "$nlist" <<'PYEOF'
+"$py" - "$tmp" "$out" "$threads" "$efc" "$nlist" "$pq_m" <<'PYEOF'
 import json, re, sys, platform, datetime
-tmp, out, threads, efc, nlist = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+tmp, out, threads, efc, nlist, pq_m = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 peers = json.load(open(f"{tmp}/peers.json"))
 wall = lambda n: float(open(f"{tmp}/{n}.wall").read())
 rows = []
-for name, label, knob in (("hnsw", f"HNSW m16 efC{efc}", "ef"), ("ivf", f"IVF{nlist},Flat", "nprobe")):
+for name, label, knob in (("hnsw", f"HNSW m16 efC{efc}", "ef"), ("ivf", f"IVF{nlist},Flat", "nprobe"),
+                          ("pq", f"IVF{nlist},PQ{pq_m}", "nprobe")):
     ev = json.load(open(f"{tmp}/{name}.json"))
     for s in ev["settings"]:
         rows.append({"system": "kiln", "index": label, "build_s": wall(f"{name}-build"), "setting": knob,
@@ -121,6 +129,13 @@ if k_i and p_i:
     ratio = k_i["qps"] / p_i["qps"]
     print(f"  IVF-Flat at recall@10 >= 0.99: kiln {k_i['qps']:.0f} q/s (nprobe {k_i['value']}) vs FAISS {p_i['qps']:.0f} "
           f"q/s (nprobe {p_i['value']}): {ratio:.2f}x (target 1.5x) {'MET' if ratio >= 1.5 else 'MISSED'}")
+k_pq = [r for r in rows if r["system"] == "kiln" and ",PQ" in r["index"]]
+p_pq = [r for r in rows if r["system"] != "kiln" and ",PQ" in r["index"]]
+if k_pq and p_pq:
+    kb, pb = max(r["recall"] for r in k_pq), max(r["recall"] for r in p_pq)
+    print(f"  IVF-PQ at {pq_m} bytes a row: best recall@10 kiln {kb:.4f} vs FAISS {pb:.4f} "
+          f"{'MET' if kb > pb else 'MISSED'}; build kiln {k_pq[0]['build_s']:.1f} s vs FAISS {p_pq[0]['build_s']:.1f} s: "
+          f"{p_pq[0]['build_s'] / k_pq[0]['build_s']:.2f}x (target 2x) {'MET' if p_pq[0]['build_s'] >= 2 * k_pq[0]['build_s'] else 'MISSED'}")
 if kmeans["kiln"] and kmeans["faiss"]:
     kk, fk = kmeans["kiln"], kmeans["faiss"]
     print(f"  k-means of {kk['rows']} rows into {kk['k']} lists, {kk['iters']} iterations: kiln {kk['seconds']:.2f} s vs "

@@ -58,7 +58,8 @@ def main():
 
     if "hnswlib" in only:
         import hnswlib
-        versions["hnswlib"] = getattr(hnswlib, "__version__", "?")
+        from importlib.metadata import version
+        versions["hnswlib"] = version("hnswlib")
         idx = hnswlib.Index(space="l2", dim=x.shape[1])
         t0 = time.perf_counter()
         idx.init_index(max_elements=len(x), M=16, ef_construction=200, random_seed=100)

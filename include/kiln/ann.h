@@ -21,6 +21,7 @@ typedef struct kiln_index_config {
         int kmeans_iters;
         kiln_cfg_str kmeans_init;   /* random | kmeans++ */
         int pq_m;                   /* IVF-PQ bytes a row (0: about 8 values a part) */
+        int pq_iters;               /* k-means iterations of each PQ part */
         int pq_refine;              /* IVF-PQ candidates ranked again exactly (0: none, no vectors kept) */
         int hnsw_m;                 /* HNSW links per node and layer */
         int ef_construction;

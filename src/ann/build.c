@@ -312,7 +312,7 @@ static kiln_status train_pq(build *b, const float *centroids)
         st = KILN_ERROR(KILN_ERR_CONFIG, "IVF-PQ trains 256 sub-centroids a part: index.train_rows (%" PRIu64 ") "
                         "must be at least 256", b->n_train);
     double t0 = kiln_time_s();
-    ann_kmeans_opts ko = {256, b->c->index.kmeans_iters, (uint64_t)b->c->index.seed, 0, b->o->be, b->o->comm,
+    ann_kmeans_opts ko = {256, b->c->index.pq_iters, (uint64_t)b->c->index.seed, 0, b->o->be, b->o->comm,
                           b->threads, 0, NULL, NULL};
     if (st == KILN_OK)
         st = kiln_ann_pq_train(&ko, b->sample, b->sample_first, b->sample_rows, b->n_train, x->dim, x->pq_m,

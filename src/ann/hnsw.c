@@ -24,21 +24,68 @@
 
 enum { MAX_LEVEL = 32 };
 
-static inline float distance(const ann_index *idx, const float *a, const float *b)
+/* ---- distances: a query against a stored row, four independent accumulators of 16 lanes so
+ * the adds do not wait on each other (one accumulator: 1.4x slower searches here) ---- */
+
+typedef float v16f __attribute__((vector_size(64)));
+
+static inline v16f load_f32(const float *p)
+{
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float lanes(v16f v)
 {
     float s = 0.0f;
-    int dim = idx->dim;
-    if (idx->metric == ANN_L2) {
-#pragma omp simd reduction(+ : s)
-        for (int d = 0; d < dim; d++) s += (a[d] - b[d]) * (a[d] - b[d]);
-        return s;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+/* DIST(name, type, load): squared L2 and minus the dot product of a float query and a row */
+#define DIST(name, type, load)                                                                     \
+    static inline float l2_##name(const float *q, const type *x, int dim)                          \
+    {                                                                                              \
+        v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, t;                                            \
+        int d = 0;                                                                                 \
+        for (; d + 64 <= dim; d += 64) {                                                           \
+            t = load_f32(q + d) - load(x + d), s0 += t * t;                                        \
+            t = load_f32(q + d + 16) - load(x + d + 16), s1 += t * t;                              \
+            t = load_f32(q + d + 32) - load(x + d + 32), s2 += t * t;                              \
+            t = load_f32(q + d + 48) - load(x + d + 48), s3 += t * t;                              \
+        }                                                                                          \
+        for (; d + 16 <= dim; d += 16) t = load_f32(q + d) - load(x + d), s0 += t * t;             \
+        float r = lanes((s0 + s1) + (s2 + s3));                                                    \
+        for (; d < dim; d++) r += (q[d] - (float)x[d]) * (q[d] - (float)x[d]);                     \
+        return r;                                                                                  \
+    }                                                                                              \
+    static inline float ip_##name(const float *q, const type *x, int dim)                          \
+    {                                                                                              \
+        v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};                                               \
+        int d = 0;                                                                                 \
+        for (; d + 64 <= dim; d += 64) {                                                           \
+            s0 += load_f32(q + d) * load(x + d), s1 += load_f32(q + d + 16) * load(x + d + 16);    \
+            s2 += load_f32(q + d + 32) * load(x + d + 32), s3 += load_f32(q + d + 48) * load(x + d + 48); \
+        }                                                                                          \
+        for (; d + 16 <= dim; d += 16) s0 += load_f32(q + d) * load(x + d);                        \
+        float r = lanes((s0 + s1) + (s2 + s3));                                                    \
+        for (; d < dim; d++) r += q[d] * (float)x[d];                                              \
+        return -r;                                                                                 \
     }
-#pragma omp simd reduction(+ : s)
-    for (int d = 0; d < dim; d++) s += a[d] * b[d];
-    return -s;
+DIST(f32, float, load_f32)
+#undef DIST
+
+/* The distance of query q to stored row i, as ranked (smaller is nearer). */
+static inline float to_row(const ann_index *idx, const float *q, int64_t i)
+{
+    size_t at = (size_t)i * (size_t)idx->dim;
+    return idx->metric == ANN_L2 ? l2_f32(q, idx->vectors + at, idx->dim) : ip_f32(q, idx->vectors + at, idx->dim);
 }
 
 static inline const float *row(const ann_index *idx, int64_t i) { return idx->vectors + (size_t)i * (size_t)idx->dim; }
+
+static inline void prefetch_row(const ann_index *idx, int64_t i) { __builtin_prefetch(row(idx, i)); }
 
 static int capacity(const ann_index *idx, int layer) { return layer == 0 ? 2 * idx->hnsw_m : idx->hnsw_m; }
 
@@ -101,13 +148,14 @@ struct ann_walk {
     float *sel_d;                      /* the heuristic's work */
     int32_t *sel_id;
     int32_t *chosen;                   /* a node's new links, while each links back */
+    int32_t *fresh;                    /* a list's links not seen before in this walk */
 };
 
 void kiln_ann_walk_free(ann_walk *w)
 {
     if (!w) return;
     free(w->seen), free(w->cand.d), free(w->cand.id), free(w->top_d), free(w->top_id);
-    free(w->links), free(w->sel_d), free(w->sel_id), free(w->chosen);
+    free(w->links), free(w->sel_d), free(w->sel_id), free(w->chosen), free(w->fresh);
     free(w);
 }
 
@@ -126,8 +174,9 @@ kiln_status kiln_ann_walk_new(const ann_index *idx, int beam, ann_walk **out)
     w->sel_d = malloc(wide * sizeof *w->sel_d);
     w->sel_id = malloc(wide * sizeof *w->sel_id);
     w->chosen = malloc(wide * sizeof *w->chosen);
+    w->fresh = malloc(wide * sizeof *w->fresh);
     if (!w->seen || !w->cand.d || !w->cand.id || !w->top_d || !w->top_id || !w->links || !w->sel_d || !w->sel_id ||
-        !w->chosen) {
+        !w->chosen || !w->fresh) {
         kiln_ann_walk_free(w);
         return KILN_ERROR(KILN_ERR_NOMEM, "HNSW search state for %lld rows", (long long)idx->rows);
     }
@@ -169,7 +218,7 @@ static int64_t greedy(const ann_index *idx, const graph_locks *g, const float *q
         changed = 0;
         int n = read_links(idx, g, cur, layer, w);
         for (int j = 0; j < n; j++) {
-            float d = distance(idx, q, row(idx, w->links[j]));
+            float d = to_row(idx, q, w->links[j]);
             if (d < *dcur) *dcur = d, cur = w->links[j], changed = 1;
         }
     }
@@ -183,7 +232,7 @@ static void beam_search(const ann_index *idx, const graph_locks *g, const ann_se
 {
     new_walk(w, idx->rows);
     kiln_ann_topk_init(top, beam, w->top_d, w->top_id);
-    float d0 = distance(idx, q, row(idx, start));
+    float d0 = to_row(idx, q, start);
     w->seen[start] = w->mark;
     cand_push(&w->cand, d0, (int32_t)start);
     if (!o || kiln_ann_passes(idx, o, start)) kiln_ann_topk_push(top, d0, start);
@@ -192,13 +241,18 @@ static void beam_search(const ann_index *idx, const graph_locks *g, const ann_se
         int32_t c = w->cand.id[0];
         if (d > kiln_ann_topk_bound(top)) break; /* nothing nearer is left to expand */
         cand_pop(&w->cand);
-        int n = read_links(idx, g, c, layer, w);
+        int n = read_links(idx, g, c, layer, w), fresh = 0;
+        /* the unseen neighbours first, each row's fetch started, then their distances */
         for (int j = 0; j < n; j++) {
             int32_t nb = w->links[j];
             if (w->seen[nb] == w->mark) continue;
             w->seen[nb] = w->mark;
-            if (j + 1 < n) __builtin_prefetch(row(idx, w->links[j + 1]));
-            float dn = distance(idx, q, row(idx, nb));
+            w->fresh[fresh++] = nb;
+            prefetch_row(idx, nb);
+        }
+        for (int j = 0; j < fresh; j++) {
+            int32_t nb = w->fresh[j];
+            float dn = to_row(idx, q, nb);
             if (dn < kiln_ann_topk_bound(top) || top->n < beam) {
                 cand_push(&w->cand, dn, nb);
                 if (!o || kiln_ann_passes(idx, o, nb)) kiln_ann_topk_push(top, dn, nb);
@@ -211,7 +265,7 @@ static void beam_search(const ann_index *idx, const graph_locks *g, const ann_se
 static int64_t descend(const ann_index *idx, const graph_locks *g, const float *q, int64_t entry, int top_level,
                        int layer, ann_walk *w)
 {
-    float d = distance(idx, q, row(idx, entry));
+    float d = to_row(idx, q, entry);
     for (int l = top_level; l > layer; l--) entry = greedy(idx, g, q, entry, &d, l, w);
     return entry;
 }
@@ -236,13 +290,14 @@ void kiln_ann_hnsw_search(const ann_index *idx, const ann_search_opts *o, const 
 
 /* The neighbour heuristic over candidates (sel_d, sel_id)[0..n), nearest first: keeps at most
  * m, each nearer to the base than to every one kept before it. Returns how many, in place. */
-static int prune(const ann_index *idx, float *cd, int32_t *cid, int n, int m)
+static int prune(const ann_index *idx, float *cd, int32_t *cid, int n, int m, ann_walk *w)
 {
     int kept = 0;
     for (int i = 0; i < n && kept < m; i++) {
         int good = 1;
+        const float *ci = row(idx, cid[i]);
         for (int j = 0; j < kept && good; j++)
-            if (distance(idx, row(idx, cid[i]), row(idx, cid[j])) < cd[i]) good = 0;
+            if (to_row(idx, ci, cid[j]) < cd[i]) good = 0;
         if (good) cd[kept] = cd[i], cid[kept] = cid[i], kept++;
     }
     return kept;
@@ -273,10 +328,10 @@ static void link_back(ann_index *idx, const graph_locks *g, int64_t node, int32_
         idx->link_count[e] = n + 1;
     } else {
         const float *base = row(idx, node);
-        for (int j = 0; j < n; j++) w->sel_id[j] = list[j], w->sel_d[j] = distance(idx, base, row(idx, list[j]));
-        w->sel_id[n] = to, w->sel_d[n] = distance(idx, base, row(idx, to));
+        for (int j = 0; j < n; j++) w->sel_id[j] = list[j], w->sel_d[j] = to_row(idx, base, list[j]);
+        w->sel_id[n] = to, w->sel_d[n] = to_row(idx, base, to);
         sort_pairs(w->sel_d, w->sel_id, n + 1);
-        int kept = prune(idx, w->sel_d, w->sel_id, n + 1, cap);
+        int kept = prune(idx, w->sel_d, w->sel_id, n + 1, cap, w);
         memcpy(list, w->sel_id, (size_t)kept * sizeof *list);
         idx->link_count[e] = kept;
     }
@@ -306,7 +361,7 @@ static void insert(ann_index *idx, const graph_locks *g, top_state *ts, int64_t 
         for (int j = 0; j < top.n; j++)
             if (top.id[j] != node) w->sel_d[n] = top.d[j], w->sel_id[n] = (int32_t)top.id[j], n++;
         cur = n ? w->sel_id[0] : cur;
-        n = prune(idx, w->sel_d, w->sel_id, n, idx->hnsw_m);
+        n = prune(idx, w->sel_d, w->sel_id, n, idx->hnsw_m, w);
         int64_t e = idx->node_entry[node] + l;
         omp_set_lock(&g->node[node]);
         memcpy(idx->links + idx->link_start[e], w->sel_id, (size_t)n * sizeof(int32_t));

@@ -31,6 +31,8 @@ static const kiln_cfg_key index_keys[] = {
     KI("index.pq_m", KILN_CFG_INT, pq_m, "0", "[0,65536]",
        "IVF-PQ bytes a row: parts of dim / pq_m values, each coded by one of 256 sub-centroids "
        "(0: about 8 values a part; must divide dim)"),
+    KI("index.pq_iters", KILN_CFG_INT, pq_iters, "25", "[1,1000]",
+       "k-means iterations of each PQ part's 256 sub-centroids (25, as FAISS trains PQ)"),
     KI("index.pq_refine", KILN_CFG_INT, pq_refine, "0", "[0,100000]",
        "IVF-PQ: > 0 keeps the vectors too, and ranks this many best candidates again by exact distance"),
     KI("index.m", KILN_CFG_INT, hnsw_m, "16", "[2,128]",

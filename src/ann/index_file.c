@@ -92,6 +92,7 @@ static kiln_status fill(hid_t file, void *ctx)
     if (x->vectors)
         KILN_CHECK(write_checked(file, "vectors", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, vshape, x->vectors,
                                  rd * sizeof(float)));
+
     if (x->kind == ANN_IVF_PQ) KILN_CHECK(write_pq(file, x));
     if (x->ids)
         KILN_CHECK(write_checked(file, "ids", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, rshape, x->ids,
@@ -332,8 +333,7 @@ kiln_status kiln_ann_index_read(const char *path, ann_index *idx)
     uint64_t vshape[2] = {(uint64_t)idx->rows, (uint64_t)idx->dim}, rshape[1] = {(uint64_t)idx->rows};
     void *buf = NULL;
     int has_vectors = idx->kind != ANN_IVF_PQ || kiln_h5_exists(r.file, "vectors");
-    if (st == KILN_OK && has_vectors)
-        st = read_checked(&r, "vectors", H5T_NATIVE_FLOAT, 2, vshape, sizeof(float), &buf);
+    if (st == KILN_OK && has_vectors) st = read_checked(&r, "vectors", H5T_NATIVE_FLOAT, 2, vshape, sizeof(float), &buf);
     idx->vectors = buf;
     if (st == KILN_OK && idx->kind == ANN_IVF_PQ) st = read_pq(&r, idx);
     if (st == KILN_OK && idx->kind == ANN_IVF_PQ && (idx->pq_refine > 0) != (idx->vectors != NULL))

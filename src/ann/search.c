@@ -17,11 +17,14 @@
 #include <string.h>
 #include "ann_internal.h"
 
-enum { QUERY_BLOCK = 256, BASE_BLOCK = 2048 };
+/* A block of queries is searched together: an IVF list is read once for all the block's
+ * queries that probe it (one GEMM), so larger blocks read less memory per query. */
+enum { QUERY_BLOCK = 1024, BASE_BLOCK = 2048 };
 
 struct ann_scratch {
     int k, kept;                       /* kept: candidates a query keeps for the exact pass */
     float *scores;                     /* QUERY_BLOCK x max(BASE_BLOCK, nlist, longest list) */
+    ann_topk *tops;                    /* QUERY_BLOCK: each query's candidates */
     float *top_d;                      /* QUERY_BLOCK x kept: the GEMM candidates */
     int64_t *top_id;
     float *exact_d;                    /* k: one query's best by exact distance */
@@ -67,6 +70,7 @@ kiln_status kiln_ann_scratch_new(const ann_index *idx, int k, int beam, ann_scra
     if (longest > width) width = longest;
     size_t q = QUERY_BLOCK, lists = (size_t)(idx->nlist > 0 ? idx->nlist : 1);
     s->scores = malloc(q * (size_t)width * sizeof *s->scores);
+    s->tops = malloc(q * sizeof *s->tops);
     s->top_d = malloc(q * (size_t)s->kept * sizeof *s->top_d);
     s->top_id = malloc(q * (size_t)s->kept * sizeof *s->top_id);
     s->exact_d = malloc((size_t)k * sizeof *s->exact_d);
@@ -80,7 +84,7 @@ kiln_status kiln_ann_scratch_new(const ann_index *idx, int k, int beam, ann_scra
     s->list_start = malloc((lists + 1) * sizeof *s->list_start);
     s->gathered = malloc(q * (size_t)idx->dim * sizeof *s->gathered);
     s->keep = malloc((size_t)width);
-    if (!s->scores || !s->top_d || !s->top_id || !s->exact_d || !s->exact_id || !s->probe_dists ||
+    if (!s->scores || !s->tops || !s->top_d || !s->top_id || !s->exact_d || !s->exact_id || !s->probe_dists ||
         (idx->kind == ANN_IVF_PQ && !s->pq) || !s->probes || !s->probe_d || !s->probe_id ||
         !s->by_list || !s->list_start || !s->gathered || !s->keep) {
         kiln_ann_scratch_free(s);
@@ -95,7 +99,7 @@ void kiln_ann_scratch_free(ann_scratch *s)
 {
     if (!s) return;
     kiln_ann_walk_free(s->walk);
-    free(s->scores), free(s->top_d), free(s->top_id), free(s->exact_d), free(s->exact_id),
+    free(s->scores), free(s->tops), free(s->top_d), free(s->top_id), free(s->exact_d), free(s->exact_id),
         free(s->probe_dists), free(s->pq), free(s->probes), free(s->probe_d);
     free(s->probe_id), free(s->by_list), free(s->list_start), free(s->gathered), free(s->keep);
     free(s);
@@ -262,7 +266,7 @@ void kiln_ann_search(const kiln_backend *be, const ann_index *idx, const ann_sea
                                  dist + (size_t)i * (size_t)k);
         return;
     }
-    ann_topk tops[QUERY_BLOCK];
+    ann_topk *tops = s->tops;
     for (int at = 0; at < nq; at += QUERY_BLOCK) {
         int m = nq - at < QUERY_BLOCK ? nq - at : QUERY_BLOCK;
         const float *q = queries + (size_t)at * (size_t)idx->dim;

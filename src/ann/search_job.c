@@ -16,7 +16,7 @@
 #include "kiln/runtime.h"
 #include "ann_internal.h"
 
-enum { SEARCH_BATCH = 256 };           /* queries per thread task: fixed, for determinism */
+enum { SEARCH_BATCH = 1024 };          /* queries per thread task: fixed, for determinism */
 
 typedef struct search_job {
     const kiln_index_search_opts *o;
