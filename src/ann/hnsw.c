@@ -29,52 +29,50 @@ enum { MAX_LEVEL = 32 };
 
 typedef float v16f __attribute__((vector_size(64)));
 
-static inline v16f load_f32(const float *p)
-{
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* No function takes or returns a v16f: without AVX-512 their calling convention differs
+ * (-Wpsabi), and as macros they stay inside one function's registers anyway. */
+#define LOAD16(p) __extension__({ v16f v_; memcpy(&v_, (p), sizeof v_); v_; })
 
-static inline float lanes(v16f v)
+static inline float lanes(const v16f *v)
 {
     float s = 0.0f;
-    for (int i = 0; i < 16; i++) s += v[i];
+    for (int i = 0; i < 16; i++) s += (*v)[i];
     return s;
 }
 
-/* DIST(name, type, load): squared L2 and minus the dot product of a float query and a row */
-#define DIST(name, type, load)                                                                     \
-    static inline float l2_##name(const float *q, const type *x, int dim)                          \
-    {                                                                                              \
-        v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, t;                                            \
-        int d = 0;                                                                                 \
-        for (; d + 64 <= dim; d += 64) {                                                           \
-            t = load_f32(q + d) - load(x + d), s0 += t * t;                                        \
-            t = load_f32(q + d + 16) - load(x + d + 16), s1 += t * t;                              \
-            t = load_f32(q + d + 32) - load(x + d + 32), s2 += t * t;                              \
-            t = load_f32(q + d + 48) - load(x + d + 48), s3 += t * t;                              \
-        }                                                                                          \
-        for (; d + 16 <= dim; d += 16) t = load_f32(q + d) - load(x + d), s0 += t * t;             \
-        float r = lanes((s0 + s1) + (s2 + s3));                                                    \
-        for (; d < dim; d++) r += (q[d] - (float)x[d]) * (q[d] - (float)x[d]);                     \
-        return r;                                                                                  \
-    }                                                                                              \
-    static inline float ip_##name(const float *q, const type *x, int dim)                          \
-    {                                                                                              \
-        v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};                                               \
-        int d = 0;                                                                                 \
-        for (; d + 64 <= dim; d += 64) {                                                           \
-            s0 += load_f32(q + d) * load(x + d), s1 += load_f32(q + d + 16) * load(x + d + 16);    \
-            s2 += load_f32(q + d + 32) * load(x + d + 32), s3 += load_f32(q + d + 48) * load(x + d + 48); \
-        }                                                                                          \
-        for (; d + 16 <= dim; d += 16) s0 += load_f32(q + d) * load(x + d);                        \
-        float r = lanes((s0 + s1) + (s2 + s3));                                                    \
-        for (; d < dim; d++) r += q[d] * (float)x[d];                                              \
-        return -r;                                                                                 \
+/* Squared L2 of a query and a row */
+static inline float l2_f32(const float *q, const float *x, int dim)
+{
+    v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, t;
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) {
+        t = LOAD16(q + d) - LOAD16(x + d), s0 += t * t;
+        t = LOAD16(q + d + 16) - LOAD16(x + d + 16), s1 += t * t;
+        t = LOAD16(q + d + 32) - LOAD16(x + d + 32), s2 += t * t;
+        t = LOAD16(q + d + 48) - LOAD16(x + d + 48), s3 += t * t;
     }
-DIST(f32, float, load_f32)
-#undef DIST
+    for (; d + 16 <= dim; d += 16) t = LOAD16(q + d) - LOAD16(x + d), s0 += t * t;
+    v16f all = (s0 + s1) + (s2 + s3);
+    float r = lanes(&all);
+    for (; d < dim; d++) r += (q[d] - x[d]) * (q[d] - x[d]);
+    return r;
+}
+
+/* Minus the dot product of a query and a row (smaller is nearer) */
+static inline float ip_f32(const float *q, const float *x, int dim)
+{
+    v16f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) {
+        s0 += LOAD16(q + d) * LOAD16(x + d), s1 += LOAD16(q + d + 16) * LOAD16(x + d + 16);
+        s2 += LOAD16(q + d + 32) * LOAD16(x + d + 32), s3 += LOAD16(q + d + 48) * LOAD16(x + d + 48);
+    }
+    for (; d + 16 <= dim; d += 16) s0 += LOAD16(q + d) * LOAD16(x + d);
+    v16f all = (s0 + s1) + (s2 + s3);
+    float r = lanes(&all);
+    for (; d < dim; d++) r += q[d] * x[d];
+    return -r;
+}
 
 /* The distance of query q to stored row i, as ranked (smaller is nearer). */
 static inline float to_row(const ann_index *idx, const float *q, int64_t i)
@@ -290,7 +288,7 @@ void kiln_ann_hnsw_search(const ann_index *idx, const ann_search_opts *o, const 
 
 /* The neighbour heuristic over candidates (sel_d, sel_id)[0..n), nearest first: keeps at most
  * m, each nearer to the base than to every one kept before it. Returns how many, in place. */
-static int prune(const ann_index *idx, float *cd, int32_t *cid, int n, int m, ann_walk *w)
+static int prune(const ann_index *idx, float *cd, int32_t *cid, int n, int m)
 {
     int kept = 0;
     for (int i = 0; i < n && kept < m; i++) {
@@ -331,7 +329,7 @@ static void link_back(ann_index *idx, const graph_locks *g, int64_t node, int32_
         for (int j = 0; j < n; j++) w->sel_id[j] = list[j], w->sel_d[j] = to_row(idx, base, list[j]);
         w->sel_id[n] = to, w->sel_d[n] = to_row(idx, base, to);
         sort_pairs(w->sel_d, w->sel_id, n + 1);
-        int kept = prune(idx, w->sel_d, w->sel_id, n + 1, cap, w);
+        int kept = prune(idx, w->sel_d, w->sel_id, n + 1, cap);
         memcpy(list, w->sel_id, (size_t)kept * sizeof *list);
         idx->link_count[e] = kept;
     }
@@ -361,7 +359,7 @@ static void insert(ann_index *idx, const graph_locks *g, top_state *ts, int64_t 
         for (int j = 0; j < top.n; j++)
             if (top.id[j] != node) w->sel_d[n] = top.d[j], w->sel_id[n] = (int32_t)top.id[j], n++;
         cur = n ? w->sel_id[0] : cur;
-        n = prune(idx, w->sel_d, w->sel_id, n, idx->hnsw_m, w);
+        n = prune(idx, w->sel_d, w->sel_id, n, idx->hnsw_m);
         int64_t e = idx->node_entry[node] + l;
         omp_set_lock(&g->node[node]);
         memcpy(idx->links + idx->link_start[e], w->sel_id, (size_t)n * sizeof(int32_t));

@@ -39,7 +39,11 @@ static const char *const fz_names[] = {
     "outputs", "model/fc0.weight", "model/fc0.bias", "model/fc1.weight", "model/fc1.bias",
     "optim/m/fc0.weight", "model/wte", "train/x", "train/y", "test/x", "test/y",
     "train/tokens", "val/tokens", "x", "tokens", "probs", "topk_index", "topk_prob",
-    "progress/done", "progress/crc32", "embedding", "loss", "other"};
+    "progress/done", "progress/crc32", "embedding", "loss", "other",
+    /* index files */
+    "format", "kind", "metric", "dim", "rows", "nlist", "nprobe", "ef", "input_crc32", "vectors", "ids",
+    "ivf/centroids", "ivf/offsets", "pq/codebooks", "pq/codes", "hnsw/levels", "hnsw/offsets",
+    "hnsw/neighbors", "attributes/label"};
 enum { FZ_N_NAMES = sizeof fz_names / sizeof fz_names[0] };
 
 static hid_t fz_type(uint8_t t)
