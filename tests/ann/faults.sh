@@ -6,6 +6,7 @@
 # larger than the rows, nprobe larger than the lists, a NaN in the input (naming its row), an
 # empty input, a damaged index file, a filter on an attribute the index lacks.
 source "$(dirname "$0")/../e2e/lib.sh"
+source "$(dirname "$0")/lib.sh"
 data=$(fmnist_h5)
 cd "$WORK"
 K=$KILN_BIN
@@ -39,20 +40,6 @@ $K "${build[@]}" --output killed.h5 >/dev/null 2>rerun.err || fail "rerun after 
 grep -q "k-means continues from iteration" rerun.err && pass "the rerun $(grep -o 'k-means continues from iteration [0-9]* of [0-9]*' rerun.err)" ||
   fail "the rerun did not continue k-means: $(grep index: rerun.err)"
 [ ! -e killed.h5.kmeans.h5 ] || fail "the k-means progress file outlived the build"
-same_h5() {
-  "$PY" - "$1" "$2" <<'PY'
-import sys, h5py
-def contents(p):
-    out = {}
-    with h5py.File(p, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
-    return out
-a, b = contents(sys.argv[1]), contents(sys.argv[2])
-if a != b:
-    sys.exit(f"differ in {[k for k in set(a) | set(b) if a.get(k) != b.get(k)]}")
-print(f"{len(a)} datasets identical")
-PY
-}
 out=$(same_h5 straight.h5 killed.h5 2>&1) && pass "build rerun after kill -9 = uninterrupted: $out" || fail "build: $out"
 
 search=(index search --index straight.h5 --queries q.h5:/q --k 10 --set search.chunk_rows=200 --set index.threads=1)

@@ -29,3 +29,19 @@ check_recall() {
     fail "$name: eval failed: $(tail -3 "$name.err")"
   fi
 }
+
+# same_h5 A B: every dataset of A and B byte-identical (prints how many; fails naming those that differ)
+same_h5() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, h5py
+def contents(p):
+    out = {}
+    with h5py.File(p, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
+    return out
+a, b = contents(sys.argv[1]), contents(sys.argv[2])
+if a != b:
+    sys.exit(f"differ in {[k for k in set(a) | set(b) if a.get(k) != b.get(k)]}")
+print(f"{len(a)} datasets identical")
+PY
+}
