@@ -29,6 +29,8 @@ typedef struct kiln_index_config {
         int64_t seed;
         kiln_cfg_str attributes;    /* NAME=FILE.h5:/path,...: integer row attributes to filter on */
         int threads;                /* 0: this rank's cores */
+        int shards;                 /* > 1: consecutive row ranges built as shards by rank groups */
+        double save_interval;       /* seconds between saves of an HNSW graph being built */
     } index;
     struct {
         int k;
@@ -53,5 +55,10 @@ extern const kiln_cfg_schema kiln_index_schema;
 
 /* `kiln index` in the job table: its commands build, search and eval are kinds of their own. */
 extern const kiln_job_kind kiln_index_job;
+
+/* Opens an index file (a sharded index: its manifest and every shard) and checks every
+ * checksum and shape, as a search would: what `kiln registry verify` runs on versions of kind
+ * index. */
+kiln_status kiln_index_verify(const char *path);
 
 #endif

@@ -128,11 +128,23 @@ kiln_status kiln_registry_aliases(const char *root, const char *name, char ***al
                                   int64_t **versions, int *n);
 void kiln_registry_free_names(char **names, int n);
 
+/* How a version of one kind is opened to prove it is one: check(path of its first artifact)
+ * fails with the reason when the file is not a `what` that verifies. Models are checked as
+ * kiln checkpoints always; the layers above add their kinds (`kiln index` its indexes). */
+typedef struct kiln_registry_check {
+    const char *kind;
+    const char *what;          /* "kiln index", in reports */
+    kiln_status (*check)(const char *path);
+} kiln_registry_check;
+
 /* Recompute every artifact's sha256 (of one version, or all when version is 0; of every model
- * when name is NULL) and report each to out. *n_bad counts mismatches, missing files and bad
- * metadata; the call itself fails only when the registry cannot be read. */
+ * when name is NULL) and report each to out; open each version's first artifact by the check
+ * of its kind (checks[0..n_checks), and the built-in one for models). *n_bad counts
+ * mismatches, missing files, files that do not open as their kind and bad metadata; the call
+ * itself fails only when the registry cannot be read. */
 kiln_status kiln_registry_verify(const char *root, const char *name, int64_t version,
-                                 FILE *out, int *n_bad);
+                                 const kiln_registry_check *checks, int n_checks, FILE *out,
+                                 int *n_bad);
 
 /* gc: the versions no alias points to, beyond the newest `keep` of them, ascending. */
 kiln_status kiln_registry_gc_plan(const char *root, const char *name, int keep,

@@ -3,7 +3,10 @@
  *   kmeans.c       k-means on the backend's GEMM, distributed, the same on any rank count
  *   topk.c         the k best of a stream of (distance, id)
  *   index_file.c   the index file: its HDF5 layout, written whole, read and verified
- *   build.c        `kiln index build`: train, assign, write
+ *   build.c        `kiln index build` of one index file: train, assign, write
+ *   build_progress.c  what a build saves on its way, to continue after a kill
+ *   build_shards.c `kiln index build`: one index, or shards built by rank groups and a manifest
+ *   index_set.c    an index as searched: one file, or a manifest's shards, their top k merged
  *   search.c       the search kernels: flat (GEMM) and IVF (coarse GEMM, lists by GEMM)
  *   hnsw.c         the HNSW graph: seeded levels, threaded insertion, beam search
  *   pq.c           product quantization of IVF residuals: training, codes, table distances
@@ -34,6 +37,10 @@ typedef struct kiln_index_build_opts {
 } kiln_index_build_opts;
 
 kiln_status kiln_index_build(const kiln_index_build_opts *o);
+/* The index of input rows [first, first + rows) (rows 0: all of them), built by comm's ranks
+ * into output (build.c); kiln_index_build makes one, or the shards and their manifest. */
+kiln_status kiln_ann_build_range(const kiln_index_build_opts *o, kiln_comm *comm, uint64_t first, uint64_t rows,
+                                 const char *output);
 
 typedef struct kiln_index_search_opts {
     const kiln_index_config *cfg;
@@ -57,13 +64,17 @@ typedef struct ann_vectors {
     char file[PATH_MAX], path[256];
     hid_t fid, dset;
     int is_u8;                         /* uint8 rows (pixels): read as their values, 0..255 */
-    uint64_t rows;
+    uint64_t rows;                     /* of the window read (all of them unless windowed) */
+    uint64_t base, total_rows;         /* the window's first row; the dataset's rows */
     int dim;
 } ann_vectors;
 
 /* Opens FILE.h5:/path (what names it in errors: "--input"); checks a 2-D float32 or uint8
  * dataset with N > 0 rows. */
 kiln_status kiln_ann_vectors_open(const char *spec, const char *what, ann_vectors *v);
+/* From now on v reads rows [first, first + rows) of the dataset as its rows 0..rows (a shard's
+ * part of the input); errors still name the dataset's own row numbers. */
+kiln_status kiln_ann_vectors_window(ann_vectors *v, uint64_t first, uint64_t rows);
 /* Rows [first, first + n) as float32 into out (n x dim); a NaN or infinity is an error that
  * names the file, the dataset and the row. *crc (may be NULL) is updated with the raw bytes. */
 kiln_status kiln_ann_vectors_read(const ann_vectors *v, uint64_t first, uint64_t n, float *out,
@@ -121,6 +132,32 @@ void kiln_ann_assign(const kiln_backend *be, const float *x, uint64_t n, int dim
 /* Floats of scratch kiln_ann_assign needs. */
 size_t kiln_ann_assign_scratch(int k);
 
+/* ---- build progress (build_progress.c): OUTPUT.kmeans.h5, OUTPUT.pq.h5, OUTPUT.hnsw.h5 ---- */
+
+typedef struct ann_stage_file {
+    char path[PATH_MAX + 16];
+    char identity[2048];               /* what the stage depends on; a file of another is ignored */
+} ann_stage_file;
+
+/* A dataset of a stage file: saved from data, or loaded into it (bytes: its size). */
+typedef struct ann_stage_part {
+    const char *name;
+    hid_t ftype, mtype;
+    int ndim;
+    uint64_t shape[2];
+    void *data;
+    size_t bytes;
+} ann_stage_part;
+
+void kiln_ann_stage_init(ann_stage_file *sf, const char *output, const char *stage, const char *identity);
+/* Writes the stage file whole and atomically: identity, step (> 0) and the parts. */
+kiln_status kiln_ann_stage_save(const ann_stage_file *sf, int64_t step, const ann_stage_part *parts, int n);
+/* The step saved, its parts read into their data, when the file's identity, shapes and
+ * checksums all match; 0 otherwise (the parts' data may then hold anything). */
+int64_t kiln_ann_stage_load(const ann_stage_file *sf, const ann_stage_part *parts, int n);
+/* Removes every stage file of output. */
+void kiln_ann_stage_remove_all(const char *output);
+
 /* ---- the k best (topk.c) ---- */
 
 /* A bounded heap of the k best (smallest distance; for inner products the caller negates). */
@@ -141,6 +178,13 @@ void kiln_ann_topk_push(ann_topk *t, float dist, int64_t id);
 static inline float kiln_ann_topk_bound(const ann_topk *t) { return t->n < t->k ? __builtin_inff() : t->d[0]; }
 /* Sorts the kept ones best first in place; slots past n get id -1 and distance +inf. */
 void kiln_ann_topk_sort(ann_topk *t);
+/* acc (n rows of k results, best first) merged with more (the same shape) into the k best of
+ * both: by distance as reported (smaller for l2, larger for ip and cosine), then smaller id;
+ * empty slots (id -1) last. */
+kiln_status kiln_ann_merge_results(ann_metric metric, int k, uint64_t n, int64_t *acc_ids, float *acc_dist,
+                                   const int64_t *more_ids, const float *more_dist);
+
+typedef struct ann_scratch ann_scratch;
 
 /* ---- the index (index_file.c) ---- */
 
@@ -151,8 +195,10 @@ typedef struct ann_index {
     ann_metric metric;
     int dim;
     int64_t rows;
+    int64_t first_row;                 /* a shard: the input row of its row 0 (else 0) */
     float *vectors;                    /* rows x dim; IVF: in list order */
-    int64_t *ids;                      /* IVF: the row id of each stored vector; NULL: row order */
+    int64_t *ids;                      /* IVF: the input row of each stored vector; NULL: row
+                                          order, stored row r being input row first_row + r */
     float *norms;                      /* squared norms of the stored vectors (made on load) */
     /* IVF */
     int nlist;
@@ -194,6 +240,11 @@ void kiln_ann_index_free(ann_index *idx);
 /* Sets the stored search default (IVF: nprobe; HNSW: ef) in place, keeping everything else. */
 kiln_status kiln_ann_index_set_default(const char *path, int knob);
 
+/* The root attributes of an index file (kind ... config), written or read and checked; what
+ * a manifest shares with an index file. */
+kiln_status kiln_ann_index_write_attrs(hid_t file, const ann_index *idx);
+kiln_status kiln_ann_index_read_attrs(hid_t file, const char *path, ann_index *idx);
+
 /* ---- search (search.c) ---- */
 
 typedef struct ann_search_opts {
@@ -208,7 +259,6 @@ typedef struct ann_search_opts {
 /* nq queries (nq x dim, already normalised for cosine) against idx: ids (nq x k, -1 where
  * fewer than k rows qualify) and distances (squared L2, or the inner product for ip/cosine).
  * Single-threaded on the calling thread; scratch is per thread (kiln_ann_search_scratch). */
-typedef struct ann_scratch ann_scratch;
 /* k: the most neighbours asked for; beam: the widest HNSW beam (ef) to be searched with. */
 kiln_status kiln_ann_scratch_new(const ann_index *idx, int k, int beam, ann_scratch **out);
 void kiln_ann_scratch_free(ann_scratch *s);
@@ -225,12 +275,77 @@ static inline int kiln_ann_passes(const ann_index *idx, const ann_search_opts *o
     return 0;
 }
 
+/* ---- sharded indexes (index_set.c) ---- */
+
+/* A manifest's table: shard s holds input rows [first_row[s], first_row[s] + rows[s]) in the
+ * file STEM.shard-SSSSS-of-NNNNN.h5 beside it, whose crc32 and size are recorded. */
+typedef struct ann_shards {
+    int n;                             /* 0: not sharded */
+    char stem[256];
+    int64_t *first_row, *rows, *file_crc, *file_bytes;
+} ann_shards;
+
+kiln_status kiln_ann_shards_alloc(ann_shards *sh, int n);
+void kiln_ann_shards_free(ann_shards *sh);
+/* The stem of a manifest's shards (its file name without .h5), and shard s's path. */
+void kiln_ann_shard_stem(const char *manifest, char *stem, size_t len);
+void kiln_ann_shard_path(const char *manifest, const char *stem, int shard, int shards, char *out, size_t len);
+/* Writes a manifest whole and atomically: head's attributes and the table. */
+kiln_status kiln_ann_manifest_write(const char *path, const ann_index *head, const ann_shards *sh);
+
+/* An index as searched: one file, or the shards of a manifest this rank holds. */
+typedef struct ann_set {
+    char path[PATH_MAX];               /* the index file or the manifest */
+    ann_index head;                    /* one file: the index; sharded: the manifest's attributes */
+    ann_shards shards;
+    ann_index *held;                   /* the indexes searched here (one file: &head) */
+    int n_held;
+    int threads;
+    ann_scratch ***scratch;            /* [held][thread] */
+} ann_set;
+
+/* The groups shards are held by on `ranks` ranks: gcd(ranks, shards); rank r is in r % groups. */
+int kiln_ann_shard_groups(int ranks, int shards);
+/* The shards of --index (1: not sharded), from its file's attributes. */
+kiln_status kiln_ann_set_count_shards(const char *arg, const kiln_registry_config *reg, int *shards);
+/* Opens --index (a file or registry:NAME@ALIAS), every part verified; a sharded index's shards
+ * s with s % groups == group (groups 1: all of them). */
+kiln_status kiln_ann_set_open(const char *arg, const kiln_registry_config *reg, int group, int groups,
+                              ann_set *set);
+void kiln_ann_set_free(ann_set *set);
+/* A scratch per thread and index held, for k results and beams up to beam (again: replaced). */
+kiln_status kiln_ann_set_scratch(ann_set *set, int threads, int k, int beam);
+void kiln_ann_set_scratch_free(ann_set *set);
+/* n queries against every index held, their results merged (ids, dist: n x so->k). nprobe or
+ * ef 0 in so: the set's stored default. */
+kiln_status kiln_ann_set_search(const kiln_backend *be, const ann_set *set, const ann_search_opts *so,
+                                const float *q, uint64_t n, int64_t *ids, float *dist);
+/* Stores a new search default (nprobe for IVF, ef for HNSW) in the set's file. */
+kiln_status kiln_ann_set_store_default(const ann_set *set, int knob);
+
 /* ---- HNSW (hnsw.c) ---- */
 
 /* The level of row i: floor(-ln(u) / ln(m)), u drawn from (seed, i). */
 int kiln_ann_hnsw_level(uint64_t seed, int64_t i, int m);
-/* Builds the graph of idx's vectors (hnsw_m, ef_construction set) on `threads` threads. */
-kiln_status kiln_ann_hnsw_build(ann_index *idx, uint64_t seed, int threads, double progress_interval);
+/* How a graph build saves itself and continues: load (after the layout is made) fills
+ * link_count, links, entry_point and max_level from an earlier run and returns the rows it had
+ * inserted (rows 0..n-1; 0 or 1: none); save is offered the graph every `interval` seconds,
+ * between batches of insertions. */
+typedef struct ann_hnsw_progress {
+    double interval;
+    int64_t (*load)(void *ctx, ann_index *idx);
+    kiln_status (*save)(void *ctx, const ann_index *idx, int64_t inserted);
+    void *ctx;
+} ann_hnsw_progress;
+
+/* Builds the graph of idx's vectors (hnsw_m, ef_construction set) on `threads` threads
+ * (saver: may be NULL). */
+kiln_status kiln_ann_hnsw_build(ann_index *idx, uint64_t seed, int threads, double progress_interval,
+                                const ann_hnsw_progress *saver);
+/* While building: the links the layout has room for; and whether a graph loaded for rows
+ * 0..inserted-1 is one a build can go on from (every link to an inserted row of its layer). */
+int64_t kiln_ann_hnsw_room(const ann_index *idx);
+int kiln_ann_hnsw_check_partial(const ann_index *idx, int64_t inserted);
 /* Checks a graph read from a file and derives what searching needs. */
 kiln_status kiln_ann_hnsw_derive(ann_index *idx, const char *path);
 /* Per-thread state of a graph walk, for beams up to `beam` wide. */

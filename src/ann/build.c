@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@
 typedef struct build {
     const kiln_index_build_opts *o;
     const kiln_index_config *c;
+    kiln_comm *comm;                   /* the ranks building this index (a shard: its group) */
+    const char *output;
     int rank, size, threads;
     ann_vectors in;
     ann_index idx;                     /* what is written (rank 0 fills the arrays) */
@@ -43,7 +46,7 @@ typedef struct build {
 
 static kiln_status agree(build *b, kiln_status st)
 {
-    return kiln_comm_agree(b->o->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+    return kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
 }
 
 /* [first, first + n) of `total` items cut into blocks of `block`, rank r of size. */
@@ -137,74 +140,53 @@ static int default_nlist(uint64_t rows)
     return n < 1.0 ? 1 : (int)lround(n);
 }
 
-/* ---- k-means progress: OUTPUT.kmeans.h5 ----
- * After every iteration rank 0 writes the centroids (atomically) with the iteration and what
- * the training depends on; a rerun of the same build starts from there, and since an
- * iteration depends only on the centroids before it, ends where an uninterrupted build does.
- * Removed once the index is written. */
+/* ---- progress (build_progress.c) ----
+ * k-means saves the centroids after every iteration; a rerun of the same build starts from
+ * there, and since an iteration depends only on the centroids before it, ends where an
+ * uninterrupted build does. IVF-PQ saves its trained sub-quantizers, HNSW its graph after a
+ * batch of insertions. */
+
+/* What every stage of this build depends on, then the stage's own settings. */
+static void stage_identity(const build *b, char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void stage_identity(const build *b, char *out, size_t len, const char *fmt, ...)
+{
+    int n = snprintf(out, len, "input=%s first_row=%" PRIu64 " rows=%" PRIu64 " dim=%d metric=%s seed=%lld ",
+                     b->o->input, b->in.base, b->in.rows, b->in.dim, kiln_ann_metric_name(b->idx.metric),
+                     (long long)b->c->index.seed);
+    if (n < 0 || (size_t)n >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, len - (size_t)n, fmt, ap);
+    va_end(ap);
+}
 
 typedef struct kmeans_progress {
     build *b;
-    char path[PATH_MAX + 16];
-    char identity[1024];
-    int iter;
-    const float *centroids;
+    ann_stage_file sf;
 } kmeans_progress;
 
-static void progress_identity(const build *b, uint64_t n_train, char *out, size_t len)
+static ann_stage_part centroids_part(const build *b, float *centroids)
 {
-    const kiln_index_config *c = b->c;
-    snprintf(out, len, "input=%s rows=%" PRIu64 " dim=%d metric=%s nlist=%d train_rows=%" PRIu64
-             " iters=%d init=%s seed=%lld", b->o->input, b->in.rows, b->in.dim, kiln_ann_metric_name(b->idx.metric),
-             b->idx.nlist, n_train, c->index.kmeans_iters, c->index.kmeans_init, (long long)c->index.seed);
-}
-
-static kiln_status progress_fill(hid_t file, void *ctx)
-{
-    const kmeans_progress *p = ctx;
-    const ann_index *x = &p->b->idx;
-    uint64_t shape[2] = {(uint64_t)x->nlist, (uint64_t)x->dim};
-    size_t bytes = (size_t)x->nlist * (size_t)x->dim * sizeof(float);
-    KILN_CHECK(kiln_h5_write_dataset(file, "centroids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, shape, p->centroids));
-    KILN_CHECK(kiln_h5_write_attr_str(file, "identity", p->identity));
-    KILN_CHECK(kiln_h5_write_attr_i64(file, "iteration", p->iter));
-    return kiln_h5_write_attr_u64(file, "crc32", kiln_crc32(0, p->centroids, bytes));
+    size_t bytes = (size_t)b->idx.nlist * (size_t)b->in.dim * sizeof(float);
+    return (ann_stage_part){"centroids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
+                            {(uint64_t)b->idx.nlist, (uint64_t)b->in.dim}, centroids, bytes};
 }
 
 static kiln_status save_progress(void *ctx, int iter, const float *centroids)
 {
     kmeans_progress *p = ctx;
-    p->iter = iter;
-    p->centroids = centroids;
-    kiln_status st = p->b->rank == 0 ? kiln_h5_write_file_atomic(p->path, progress_fill, p) : KILN_OK;
+    ann_stage_part part = centroids_part(p->b, (float *)centroids);
+    kiln_status st = p->b->rank == 0 ? kiln_ann_stage_save(&p->sf, iter, &part, 1) : KILN_OK;
     return agree(p->b, st);
 }
 
 /* The centroids of an earlier run of the same build, and after how many iterations (0: none). */
 static int load_progress(const kmeans_progress *p, float *centroids)
 {
-    const ann_index *x = &p->b->idx;
-    hid_t f, d;
-    if (!kiln_path_exists(p->path) || kiln_h5_open_file(p->path, "k-means progress", KILN_ERR_DATA, &f) != KILN_OK) {
-        kiln_error_clear();
-        return 0;
-    }
-    char identity[1024] = "";
-    int64_t iter = 0;
-    uint64_t crc = 0, shape[2] = {(uint64_t)x->nlist, (uint64_t)x->dim};
-    size_t bytes = (size_t)x->nlist * (size_t)x->dim * sizeof(float);
-    int ok = kiln_h5_read_attr_str(f, "identity", identity, sizeof identity) == KILN_OK &&
-             !strcmp(identity, p->identity) && kiln_h5_read_attr_i64(f, "iteration", &iter) == KILN_OK &&
-             kiln_h5_read_attr_u64(f, "crc32", &crc) == KILN_OK &&
-             kiln_h5_open_dataset(f, "centroids", H5T_NATIVE_FLOAT, 2, shape, &d) == KILN_OK;
-    if (ok) {
-        ok = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, centroids) >= 0 &&
-             kiln_crc32(0, centroids, bytes) == (uint32_t)crc && iter > 0 && iter <= p->b->c->index.kmeans_iters;
-        H5Dclose(d);
-    }
-    H5Fclose(f);
-    kiln_error_clear();
-    return ok ? (int)iter : 0;
+    ann_stage_part part = centroids_part(p->b, centroids);
+    int64_t iter = kiln_ann_stage_load(&p->sf, &part, 1);
+    return iter <= p->b->c->index.kmeans_iters ? (int)iter : 0;
 }
 
 static kiln_status train(build *b, float *centroids)
@@ -225,18 +207,21 @@ static kiln_status train(build *b, float *centroids)
     double objective = 0.0;
     double t0 = kiln_time_s();
     kmeans_progress progress = {.b = b};
-    snprintf(progress.path, sizeof progress.path, "%s.kmeans.h5", b->o->output);
-    progress_identity(b, n_train, progress.identity, sizeof progress.identity);
+    char identity[sizeof progress.sf.identity];
+    stage_identity(b, identity, sizeof identity, "nlist=%d train_rows=%" PRIu64 " iters=%d init=%s", b->idx.nlist,
+                   n_train, c->index.kmeans_iters, c->index.kmeans_init);
+    kiln_ann_stage_init(&progress.sf, b->output, "kmeans", identity);
     /* rank 0 reads it and tells the others, so that all start from the same iteration */
     int start = b->rank == 0 ? load_progress(&progress, centroids) : 0;
-    if (st == KILN_OK) st = kiln_comm_bcast(b->o->comm, KILN_AXIS_WORLD, &start, sizeof start, 0);
+    if (st == KILN_OK) st = kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, &start, sizeof start, 0);
     if (st == KILN_OK && start)
-        st = kiln_comm_bcast(b->o->comm, KILN_AXIS_WORLD, centroids,
+        st = kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, centroids,
                              (size_t)b->idx.nlist * (size_t)b->in.dim * sizeof *centroids, 0);
     if (st == KILN_OK && start && b->rank == 0)
-        kiln_info("index: k-means continues from iteration %d of %d (%s)", start, c->index.kmeans_iters, progress.path);
+        kiln_info("index: k-means continues from iteration %d of %d (%s)", start, c->index.kmeans_iters,
+                  progress.sf.path);
     ann_kmeans_opts ko = {b->idx.nlist, c->index.kmeans_iters, (uint64_t)c->index.seed,
-                          !strcmp(c->index.kmeans_init, "kmeans++"), b->o->be, b->o->comm, b->threads,
+                          !strcmp(c->index.kmeans_init, "kmeans++"), b->o->be, b->comm, b->threads,
                           start, save_progress, &progress};
     if (st == KILN_OK) st = kiln_ann_kmeans(&ko, x, first, n, n_train, b->in.dim, centroids, &objective);
     if (st == KILN_OK && b->rank == 0)
@@ -297,13 +282,38 @@ static void to_residuals(const build *b, const float *centroids, float *x, uint6
     }
 }
 
+/* IVF-PQ: the sub-quantizers of an earlier run of the same build (1), read by the first rank
+ * and sent to the others; 0: none. */
+static kiln_status load_pq(build *b, const ann_stage_file *sf, const ann_stage_part *part, int *loaded)
+{
+    *loaded = b->rank == 0 && kiln_ann_stage_load(sf, part, 1) > 0;
+    KILN_CHECK(kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, loaded, sizeof *loaded, 0));
+    if (*loaded) KILN_CHECK(kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, part->data, part->bytes, 0));
+    if (*loaded && b->rank == 0) kiln_info("index: PQ sub-quantizers from an earlier run (%s)", sf->path);
+    return KILN_OK;
+}
+
 /* IVF-PQ: the sub-quantizers, from the residuals of the k-means sample (every rank its share). */
 static kiln_status train_pq(build *b, const float *centroids)
 {
     ann_index *x = &b->idx;
+    const kiln_index_config *c = b->c;
+    uint64_t sub = (uint64_t)(x->dim / x->pq_m);
+    x->codebooks = malloc((size_t)x->pq_m * 256 * sub * sizeof *x->codebooks);
+    kiln_status st = agree(b, x->codebooks ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "PQ sub-quantizers"));
+    KILN_CHECK(st);
+    ann_stage_file sf;
+    char identity[sizeof sf.identity];
+    stage_identity(b, identity, sizeof identity, "nlist=%d train_rows=%" PRIu64 " iters=%d init=%s pq_m=%d pq_iters=%d",
+                   x->nlist, b->n_train, c->index.kmeans_iters, c->index.kmeans_init, x->pq_m, c->index.pq_iters);
+    kiln_ann_stage_init(&sf, b->output, "pq", identity);
+    ann_stage_part part = {"codebooks", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, {(uint64_t)x->pq_m * 256, sub},
+                           x->codebooks, (size_t)x->pq_m * 256 * sub * sizeof(float)};
+    int loaded = 0;
+    KILN_CHECK(agree(b, load_pq(b, &sf, &part, &loaded)));
+    if (loaded) return KILN_OK;
     int64_t *labels = malloc((b->sample_rows + 1) * sizeof *labels);
-    x->codebooks = malloc((size_t)x->pq_m * 256 * (size_t)(x->dim / x->pq_m) * sizeof *x->codebooks);
-    kiln_status st = labels && x->codebooks ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "PQ training");
+    st = labels ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "PQ training");
     if (st == KILN_OK) st = assign_rows(b, centroids, b->sample, b->sample_rows, labels);
     if (st == KILN_OK) to_residuals(b, centroids, b->sample, b->sample_rows, labels);
     free(labels);
@@ -312,15 +322,80 @@ static kiln_status train_pq(build *b, const float *centroids)
         st = KILN_ERROR(KILN_ERR_CONFIG, "IVF-PQ trains 256 sub-centroids a part: index.train_rows (%" PRIu64 ") "
                         "must be at least 256", b->n_train);
     double t0 = kiln_time_s();
-    ann_kmeans_opts ko = {256, b->c->index.pq_iters, (uint64_t)b->c->index.seed, 0, b->o->be, b->o->comm,
+    ann_kmeans_opts ko = {256, c->index.pq_iters, (uint64_t)c->index.seed, 0, b->o->be, b->comm,
                           b->threads, 0, NULL, NULL};
     if (st == KILN_OK)
         st = kiln_ann_pq_train(&ko, b->sample, b->sample_first, b->sample_rows, b->n_train, x->dim, x->pq_m,
                                x->codebooks);
-    if (st == KILN_OK && b->rank == 0)
+    if (st == KILN_OK && b->rank == 0) {
         kiln_info("index: PQ of %d parts x 256 trained on %" PRIu64 " residuals in %.2f s", x->pq_m, b->n_train,
                   kiln_time_s() - t0);
-    return st;
+        st = kiln_ann_stage_save(&sf, 1, &part, 1);
+    }
+    return agree(b, st);
+}
+
+/* HNSW: the graph as the build left it, between batches of insertions. */
+typedef struct hnsw_progress {
+    ann_stage_file sf;
+    int64_t top[2];                    /* entry point, top level */
+} hnsw_progress;
+
+static int graph_parts(hnsw_progress *p, ann_index *x, ann_stage_part *parts)
+{
+    int64_t entries = x->node_entry[x->rows], room = kiln_ann_hnsw_room(x);
+    parts[0] = (ann_stage_part){"link_count", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)entries, 0},
+                                x->link_count, (size_t)entries * sizeof(int32_t)};
+    parts[1] = (ann_stage_part){"links", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)room, 0}, x->links,
+                                (size_t)room * sizeof(int32_t)};
+    parts[2] = (ann_stage_part){"top", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {2, 0}, p->top, sizeof p->top};
+    return 3;
+}
+
+static kiln_status save_graph(void *ctx, const ann_index *x, int64_t inserted)
+{
+    hnsw_progress *p = ctx;
+    ann_stage_part parts[3];
+    p->top[0] = x->entry_point, p->top[1] = x->max_level;
+    int n = graph_parts(p, (ann_index *)x, parts);
+    return kiln_ann_stage_save(&p->sf, inserted, parts, n);
+}
+
+static int64_t load_graph(void *ctx, ann_index *x)
+{
+    hnsw_progress *p = ctx;
+    ann_stage_part parts[3];
+    int n = graph_parts(p, x, parts);
+    int64_t inserted = kiln_ann_stage_load(&p->sf, parts, n);
+    if (inserted > 1 && inserted <= x->rows) {
+        x->entry_point = p->top[0], x->max_level = (int)p->top[1];
+        if (p->top[1] >= 0 && p->top[1] <= INT32_MAX && kiln_ann_hnsw_check_partial(x, inserted)) {
+            kiln_info("index: HNSW insertion continues from row %lld of %lld (%s)", (long long)inserted,
+                      (long long)x->rows, p->sf.path);
+            return inserted;
+        }
+    }
+    /* nothing usable: the layout as it was made */
+    memset(x->link_count, 0, (size_t)x->node_entry[x->rows] * sizeof *x->link_count);
+    x->entry_point = 0, x->max_level = x->levels[0];
+    return 0;
+}
+
+/* HNSW on the first rank's threads, saving the graph as it goes. */
+static kiln_status build_graph(build *b)
+{
+    ann_index *x = &b->idx;
+    hnsw_progress p;
+    char identity[sizeof p.sf.identity];
+    stage_identity(b, identity, sizeof identity, "input_crc32=%08x m=%d ef_construction=%d", x->input_crc,
+                   x->hnsw_m, x->ef_construction);
+    kiln_ann_stage_init(&p.sf, b->output, "hnsw", identity);
+    ann_hnsw_progress saver = {b->c->index.save_interval, load_graph, save_graph, &p};
+    double t1 = kiln_time_s();
+    KILN_CHECK(kiln_ann_hnsw_build(x, (uint64_t)b->c->index.seed, b->threads, b->c->search.progress_interval, &saver));
+    kiln_info("index: HNSW graph (m %d, ef_construction %d, %d layers) of %lld rows in %.2f s on %d threads",
+              x->hnsw_m, x->ef_construction, x->max_level + 1, (long long)x->rows, kiln_time_s() - t1, b->threads);
+    return KILN_OK;
 }
 
 /* IVF-PQ: this rank's rows as codes (rows x m), from their residuals. */
@@ -374,7 +449,7 @@ static kiln_status gather_codes(build *b, const uint8_t *own, uint8_t **all)
     if (st == KILN_OK && b->rank == 0 && !(*all = malloc(b->in.rows * (size_t)m)))
         st = KILN_ERROR(KILN_ERR_NOMEM, "the index's codes");
     st = agree(b, st);
-    if (st == KILN_OK) st = kiln_comm_gather_bytes(b->o->comm, KILN_AXIS_WORLD, own, *all, counts, displs, 0);
+    if (st == KILN_OK) st = kiln_comm_gather_bytes(b->comm, KILN_AXIS_WORLD, own, *all, counts, displs, 0);
     free(counts), free(displs);
     return st;
 }
@@ -385,7 +460,7 @@ static kiln_status combine_crc(build *b, uint32_t mine, uint32_t *all_crc)
     uint64_t pair[2] = {mine, b->own_rows * (uint64_t)b->in.dim * (b->in.is_u8 ? 1u : 4u)};
     uint64_t *all = malloc((size_t)b->size * sizeof pair);
     KILN_CHECK_ALLOC(all);
-    kiln_status st = kiln_comm_allgather_bytes(b->o->comm, KILN_AXIS_WORLD, pair, all, sizeof pair);
+    kiln_status st = kiln_comm_allgather_bytes(b->comm, KILN_AXIS_WORLD, pair, all, sizeof pair);
     uint32_t crc = 0;
     for (int r = 0; st == KILN_OK && r < b->size; r++)
         crc = r == 0 ? (uint32_t)all[0] : kiln_crc32_combine(crc, (uint32_t)all[2 * r], all[2 * r + 1]);
@@ -413,7 +488,7 @@ static kiln_status gather_rows(build *b, const float *x, float **all)
     if (st == KILN_OK && b->rank == 0 && !(*all = malloc((size_t)total * sizeof **all)))
         st = KILN_ERROR(KILN_ERR_NOMEM, "the index's %" PRIu64 " vectors", b->in.rows);
     st = agree(b, st);
-    if (st == KILN_OK) st = kiln_comm_gather_f32(b->o->comm, KILN_AXIS_WORLD, x, *all, counts, displs, 0);
+    if (st == KILN_OK) st = kiln_comm_gather_f32(b->comm, KILN_AXIS_WORLD, x, *all, counts, displs, 0);
     free(counts), free(displs);
     return st;
 }
@@ -437,7 +512,7 @@ static kiln_status order_by_list(build *b, float *rows, uint8_t *codes, const in
     memcpy(cursor, x->offsets, ((size_t)x->nlist + 1) * sizeof *cursor);
     for (int64_t i = 0; i < x->rows; i++) {
         int64_t at = cursor[labels[i]]++;
-        x->ids[at] = i;
+        x->ids[at] = (int64_t)b->in.base + i;
         if (rows)
             memcpy(x->vectors + (size_t)at * (size_t)dim, rows + (size_t)i * (size_t)dim, (size_t)dim * sizeof(float));
         if (codes) memcpy(x->codes + (size_t)at * (size_t)m, codes + (size_t)i * (size_t)m, (size_t)m);
@@ -477,16 +552,17 @@ static kiln_status read_attributes(build *b)
         hid_t f, d;
         st = kiln_h5_open_file(file, "index.attributes", KILN_ERR_DATA, &f);
         if (st != KILN_OK) break;
-        uint64_t shape[1] = {b->in.rows};
+        uint64_t shape[1] = {b->in.total_rows};
         st = kiln_h5_open_int_dataset(f, colon + 1, 1, shape, &d);
-        int64_t *v = st == KILN_OK ? malloc(b->in.rows * sizeof *v) : NULL;
+        int64_t *v = st == KILN_OK ? malloc(b->in.total_rows * sizeof *v) : NULL;
         if (st == KILN_OK && !v) st = KILN_ERROR(KILN_ERR_NOMEM, "attribute %s", item);
         if (st == KILN_OK && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
             st = KILN_H5_ERROR(KILN_ERR_DATA, "cannot read '%s' of '%s'", colon + 1, file);
         if (st == KILN_OK) {
             int64_t *stored = malloc(b->in.rows * sizeof *stored);
             if (!stored) st = KILN_ERROR(KILN_ERR_NOMEM, "attribute %s", item);
-            for (int64_t i = 0; stored && i < x->rows; i++) stored[i] = v[x->ids ? x->ids[i] : i];
+            for (int64_t i = 0; stored && i < x->rows; i++)
+                stored[i] = v[x->ids ? x->ids[i] : (int64_t)b->in.base + i];
             snprintf(x->attr_names[x->n_attrs], sizeof x->attr_names[0], "%s", item);
             x->attrs[x->n_attrs] = stored;
             if (stored) x->n_attrs++;
@@ -498,20 +574,23 @@ static kiln_status read_attributes(build *b)
     return st;
 }
 
-kiln_status kiln_index_build(const kiln_index_build_opts *o)
+kiln_status kiln_ann_build_range(const kiln_index_build_opts *o, kiln_comm *comm, uint64_t first, uint64_t rows,
+                                 const char *output)
 {
-    build b = {.o = o, .c = o->cfg};
-    b.rank = kiln_comm_rank(o->comm, KILN_AXIS_WORLD);
-    b.size = kiln_comm_size(o->comm, KILN_AXIS_WORLD);
+    build b = {.o = o, .c = o->cfg, .comm = comm, .output = output};
+    b.rank = kiln_comm_rank(comm, KILN_AXIS_WORLD);
+    b.size = kiln_comm_size(comm, KILN_AXIS_WORLD);
     b.threads = o->place.threads > 0 ? o->place.threads : omp_get_max_threads();
     ann_index *x = &b.idx;
     kiln_ann_kind_parse(b.c->index.kind, &x->kind);
     kiln_ann_metric_parse(b.c->index.metric, &x->metric);
     kiln_status st = kiln_ann_vectors_open(o->input, "--input", &b.in);
+    if (st == KILN_OK && rows) st = kiln_ann_vectors_window(&b.in, first, rows);
     st = agree(&b, st);
     KILN_CHECK(st);
     x->dim = b.in.dim;
     x->rows = (int64_t)b.in.rows;
+    x->first_row = (int64_t)b.in.base;
     int ivf = x->kind == ANN_IVF_FLAT || x->kind == ANN_IVF_PQ;
     x->nlist = ivf ? (b.c->index.nlist ? b.c->index.nlist : default_nlist(b.in.rows)) : 0;
     if (x->kind == ANN_IVF_PQ) {
@@ -534,8 +613,9 @@ kiln_status kiln_index_build(const kiln_index_build_opts *o)
         st = KILN_ERROR(KILN_ERR_UNSUPPORTED, "an HNSW graph holds at most 2^31 - 1 rows; the input has %lld",
                         (long long)x->rows);
     if (b.rank == 0)
-        kiln_info("index: %s %s of %" PRIu64 " x %d rows of %s on %d rank%s", kiln_ann_kind_name(x->kind),
-                  kiln_ann_metric_name(x->metric), b.in.rows, b.in.dim, o->input, b.size, b.size == 1 ? "" : "s");
+        kiln_info("index: %s %s of %" PRIu64 " x %d rows of %s (from row %" PRIu64 ") on %d rank%s -> %s",
+                  kiln_ann_kind_name(x->kind), kiln_ann_metric_name(x->metric), b.in.rows, b.in.dim, o->input,
+                  b.in.base, b.size, b.size == 1 ? "" : "s", output);
     float *centroids = NULL;
     if (st == KILN_OK && x->nlist && !(centroids = malloc((size_t)x->nlist * (size_t)x->dim * sizeof *centroids)))
         st = KILN_ERROR(KILN_ERR_NOMEM, "%d centroids", x->nlist);
@@ -553,7 +633,7 @@ kiln_status kiln_index_build(const kiln_index_build_opts *o)
     if (st == KILN_OK) st = read_own(&b, centroids, own, labels, &crc);
     st = agree(&b, st);
     if (st == KILN_OK) st = combine_crc(&b, crc, &x->input_crc);
-    if (st == KILN_OK && labels) st = kiln_comm_allreduce_i64(o->comm, KILN_AXIS_WORLD, labels, b.in.rows);
+    if (st == KILN_OK && labels) st = kiln_comm_allreduce_i64(comm, KILN_AXIS_WORLD, labels, b.in.rows);
     if (st == KILN_OK && b.rank == 0 && x->nlist)
         kiln_info("index: %" PRIu64 " rows assigned to lists in %.2f s", b.in.rows, kiln_time_s() - t0);
     uint8_t *own_codes = NULL, *codes = NULL;
@@ -574,22 +654,13 @@ kiln_status kiln_index_build(const kiln_index_build_opts *o)
             x->vectors = all;
         }
         all = NULL;
-        if (st == KILN_OK && x->kind == ANN_HNSW) {
-            double t1 = kiln_time_s();
-            st = kiln_ann_hnsw_build(x, (uint64_t)b.c->index.seed, b.threads, b.c->search.progress_interval);
-            if (st == KILN_OK)
-                kiln_info("index: HNSW graph (m %d, ef_construction %d, %d layers) of %lld rows in %.2f s on %d "
-                          "threads", x->hnsw_m, x->ef_construction, x->max_level + 1, (long long)x->rows,
-                          kiln_time_s() - t1, b.threads);
-        }
+        if (st == KILN_OK && x->kind == ANN_HNSW) st = build_graph(&b);
         if (st == KILN_OK) st = read_attributes(&b);
-        if (st == KILN_OK) st = kiln_ann_index_write(o->output, x);
-        char progress[PATH_MAX + 16];
-        snprintf(progress, sizeof progress, "%s.kmeans.h5", o->output);
-        if (st == KILN_OK) unlink(progress); /* the index holds it all now */
+        if (st == KILN_OK) st = kiln_ann_index_write(output, x);
+        if (st == KILN_OK) kiln_ann_stage_remove_all(output); /* the index holds it all now */
         if (st == KILN_OK)
             printf("kiln index build: %s, %" PRId64 " rows x %d, %s -> %s\n", kiln_ann_kind_name(x->kind), x->rows,
-                   x->dim, kiln_ann_metric_name(x->metric), o->output);
+                   x->dim, kiln_ann_metric_name(x->metric), output);
     }
     free(all), free(centroids), free(labels), free(codes);
     x->config = NULL;

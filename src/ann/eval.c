@@ -34,8 +34,8 @@ typedef struct setting {
 typedef struct evaluation {
     const kiln_index_search_opts *o;
     const kiln_index_config *c;
-    ann_index idx;
-    char index_path[PATH_MAX];
+    ann_set set;                       /* every shard, when sharded */
+    ann_index idx;                     /* set.head: what "the index" is */
     ann_vectors q;
     float *queries;
     uint32_t queries_crc;
@@ -132,8 +132,10 @@ static kiln_status ground_truth(evaluation *e)
         return KILN_OK;
     }
     double t0 = kiln_time_s();
-    ann_index flat = e->idx; /* the same vectors, searched exhaustively */
-    flat.kind = ANN_FLAT;
+    /* the same vectors, searched exhaustively */
+    ann_index flat = {.kind = ANN_FLAT, .metric = e->idx.metric, .dim = e->idx.dim, .rows = e->idx.rows,
+                      .vectors = e->idx.vectors, .norms = e->idx.norms, .ids = e->idx.ids,
+                      .first_row = e->idx.first_row};
     float *input = NULL, *norms = NULL;
     if (!e->idx.vectors) { /* IVF-PQ keeps codes only: the input it was built from, checked */
         KILN_CHECK(base_vectors(e, &input, &norms));
@@ -201,8 +203,8 @@ static kiln_status measure(evaluation *e, setting *s)
     int deep = e->gt_k >= 100 ? 100 : k;
     int hnsw = e->idx.kind == ANN_HNSW;
     ann_search_opts so = {.k = k, .nprobe = hnsw ? 0 : s->knob, .ef = hnsw ? s->knob : 0, .filter_attr = -1};
-    ann_scratch **scratch;
-    KILN_CHECK(kiln_ann_threads_scratch(&e->idx, e->threads, deep > k ? deep : k, so.ef, &scratch));
+    kiln_ann_set_scratch_free(&e->set);
+    KILN_CHECK(kiln_ann_set_scratch(&e->set, e->threads, deep > k ? deep : k, so.ef));
     size_t n = (size_t)e->q.rows * (size_t)(deep > k ? deep : k);
     int64_t *ids = malloc(n * sizeof *ids);
     float *dist = malloc(n * sizeof *dist);
@@ -210,7 +212,7 @@ static kiln_status measure(evaluation *e, setting *s)
     double best = INFINITY;
     for (int r = 0; st == KILN_OK && r < e->c->evaluate.rounds; r++) {
         double t0 = kiln_time_s();
-        kiln_ann_search_parallel(e->o->be, &e->idx, &so, e->queries, e->q.rows, e->threads, scratch, ids, dist);
+        st = kiln_ann_set_search(e->o->be, &e->set, &so, e->queries, e->q.rows, ids, dist);
         best = fmin(best, kiln_time_s() - t0);
     }
     if (st == KILN_OK) {
@@ -219,14 +221,13 @@ static kiln_status measure(evaluation *e, setting *s)
         s->rk = recall(e, ids, k, k);
         if (deep > k) { /* recall@100, untimed */
             so.k = deep;
-            kiln_ann_search_parallel(e->o->be, &e->idx, &so, e->queries, e->q.rows, e->threads, scratch, ids, dist);
+            st = kiln_ann_set_search(e->o->be, &e->set, &so, e->queries, e->q.rows, ids, dist);
             s->r100 = recall(e, ids, deep, 100);
         } else {
             s->r100 = k >= 100 ? recall(e, ids, k, 100) : NAN;
         }
     }
-    for (int t = 0; t < e->threads; t++) kiln_ann_scratch_free(scratch[t]);
-    free(scratch), free(ids), free(dist);
+    free(ids), free(dist);
     return st;
 }
 
@@ -241,7 +242,7 @@ static kiln_status write_json(const evaluation *e, int chosen)
                                               "recall_at_100", isnan(e->s[i].r100) ? json_null() : json_real(e->s[i].r100)));
     char default_key[32];
     snprintf(default_key, sizeof default_key, "default_%s", knob_name(e));
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:o, s:i}", "index", e->index_path, "kind",
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:o, s:i}", "index", e->set.path, "kind",
                             kiln_ann_kind_name(e->idx.kind), "metric", kiln_ann_metric_name(e->idx.metric), "k",
                             e->c->search.k, "queries", (json_int_t)e->q.rows, "rows", (json_int_t)e->idx.rows,
                             "threads", e->threads, "settings", rows, default_key,
@@ -348,11 +349,20 @@ static kiln_status register_index(const evaluation *e, int chosen)
     char *text = fields ? json_dumps(fields, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(fields);
     KILN_CHECK_ALLOC(text);
-    kiln_registry_artifact a = {e->index_path, "index.h5", "index", 0};
+    /* the file, and a sharded index's shards under their own names (the manifest finds them) */
+    int n = 1 + e->set.shards.n;
+    kiln_registry_artifact *a = calloc((size_t)n, sizeof *a);
+    char (*paths)[PATH_MAX + 64] = calloc((size_t)n, sizeof *paths);
+    kiln_status st = a && paths ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "artifacts of %d shards", n - 1);
+    if (st == KILN_OK) a[0] = (kiln_registry_artifact){e->set.path, "index.h5", "index", 0};
+    for (int sh = 0; st == KILN_OK && sh < e->set.shards.n; sh++) {
+        kiln_ann_shard_path(e->set.path, e->set.shards.stem, sh, e->set.shards.n, paths[sh], sizeof paths[sh]);
+        a[1 + sh] = (kiln_registry_artifact){paths[sh], NULL, "index-shard", 0};
+    }
     int64_t version = 0;
     const char *root = kiln_registry_root(r->path);
-    kiln_status st = kiln_registry_register(root, r->name, &a, 1, text, &version);
-    free(text);
+    if (st == KILN_OK) st = kiln_registry_register(root, r->name, a, n, text, &version);
+    free(text), free(a), free(paths);
     if (st == KILN_OK && r->alias[0]) st = kiln_registry_set_alias(root, r->name, r->alias, version);
     if (st == KILN_OK)
         printf("registered: %s%s/%" PRId64 " (index, recall@%d %.4f at %.0f queries/s)\n",
@@ -363,7 +373,8 @@ static kiln_status register_index(const evaluation *e, int chosen)
 static kiln_status evaluate(evaluation *e)
 {
     const kiln_index_config *c = e->c;
-    KILN_CHECK(kiln_ann_open_index(e->o->index, &c->registry, e->index_path, sizeof e->index_path, &e->idx));
+    KILN_CHECK(kiln_ann_set_open(e->o->index, &c->registry, 0, 1, &e->set));
+    e->idx = e->set.head; /* a copy of the scalars; the set owns the arrays */
     KILN_CHECK(kiln_ann_vectors_open(e->o->queries, "--queries", &e->q));
     KILN_CHECK(kiln_ann_check_queries(&e->idx, &e->q, c->search.k, 0, 0));
     if (c->evaluate.target_recall > 0 && kiln_registry_is_uri(e->o->index))
@@ -393,10 +404,10 @@ static kiln_status evaluate(evaluation *e)
             return KILN_ERROR(KILN_ERR_DATA, "no setting of eval.%ss reaches recall@%d %.4f (the best: %.4f at "
                               "%s %d): add larger ones, or build a finer index", knob_name(e), c->search.k,
                               c->evaluate.target_recall, e->s[e->n - 1].rk, knob_name(e), e->s[e->n - 1].knob);
-        KILN_CHECK(kiln_ann_index_set_default(e->index_path, e->s[chosen].knob));
+        KILN_CHECK(kiln_ann_set_store_default(&e->set, e->s[chosen].knob));
         if (e->idx.kind == ANN_HNSW) e->idx.ef = e->s[chosen].knob;
         else e->idx.nprobe = e->s[chosen].knob;
-        printf("default %s of %s: %d (recall@%d %.4f >= %.4f at %.0f queries/s)\n", knob_name(e), e->index_path,
+        printf("default %s of %s: %d (recall@%d %.4f >= %.4f at %.0f queries/s)\n", knob_name(e), e->set.path,
                e->s[chosen].knob, c->search.k, e->s[chosen].rk, c->evaluate.target_recall, e->s[chosen].qps);
     }
     if (e->o->output[0]) KILN_CHECK(write_json(e, chosen));
@@ -413,7 +424,7 @@ kiln_status kiln_index_eval(const kiln_index_search_opts *o)
     e->c = o->cfg;
     e->q.fid = e->q.dset = H5I_INVALID_HID;
     kiln_status st = kiln_comm_rank(o->comm, KILN_AXIS_WORLD) == 0 ? evaluate(e) : KILN_OK;
-    kiln_ann_index_free(&e->idx);
+    kiln_ann_set_free(&e->set);
     kiln_ann_vectors_close(&e->q);
     free(e->queries), free(e->gt), free(e);
     return kiln_comm_agree(o->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);

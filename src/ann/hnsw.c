@@ -20,6 +20,7 @@
 #include "kiln/log.h"
 #include "kiln/progress.h"
 #include "kiln/rng.h"
+#include "kiln/runtime.h"
 #include "ann_internal.h"
 
 enum { MAX_LEVEL = 32 };
@@ -421,35 +422,59 @@ static void compact(ann_index *idx)
     idx->link_start[entries] = at;
 }
 
-kiln_status kiln_ann_hnsw_build(ann_index *idx, uint64_t seed, int threads, double progress_interval)
+enum { INSERT_BATCH = 4096 };          /* rows inserted between chances to save the graph */
+
+/* Rows [from, to) inserted by the threads (row order, a block of 64 at a time). */
+static int insert_rows(ann_index *idx, const graph_locks *g, top_state *ts, int64_t from, int64_t to, int threads,
+                       kiln_progress *p, int64_t *done)
+{
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        ann_walk *w = NULL;
+        if (kiln_ann_walk_new(idx, idx->ef_construction, &w) != KILN_OK) failed = 1;
+#pragma omp for schedule(dynamic, 64)
+        for (int64_t i = from; i < to; i++) {
+            if (failed) continue;
+            insert(idx, g, ts, i, w);
+            int64_t n;
+#pragma omp atomic capture
+            n = ++*done;
+            if (omp_get_thread_num() == 0 && n % 1024 == 0) kiln_progress_update(p, (uint64_t)n, NULL);
+        }
+        kiln_ann_walk_free(w);
+    }
+    return failed;
+}
+
+kiln_status kiln_ann_hnsw_build(ann_index *idx, uint64_t seed, int threads, double progress_interval,
+                                const ann_hnsw_progress *saver)
 {
     if (idx->rows > INT32_MAX)
         return KILN_ERROR(KILN_ERR_UNSUPPORTED, "an HNSW graph links rows by 32-bit numbers: %lld rows are too "
                           "many for one graph; build it in shards", (long long)idx->rows);
     KILN_CHECK(lay_out(idx, seed));
+    /* row 0 is the first entry point; an earlier run may have inserted more */
+    int64_t start = saver ? saver->load(saver->ctx, idx) : 0;
+    if (start < 1 || start > idx->rows) start = 1;
     graph_locks g = {malloc((size_t)idx->rows * sizeof(omp_lock_t))};
     KILN_CHECK_ALLOC(g.node);
     for (int64_t i = 0; i < idx->rows; i++) omp_init_lock(&g.node[i]);
-    top_state ts = {.entry = 0, .level = idx->levels[0]};
+    top_state ts = {.entry = idx->entry_point, .level = idx->max_level};
     omp_init_lock(&ts.lock);
     kiln_progress *p = kiln_progress_start("hnsw insert", (uint64_t)idx->rows, progress_interval, 0);
     int failed = 0;
-    int64_t done = 1;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        ann_walk *w = NULL;
-        if (kiln_ann_walk_new(idx, idx->ef_construction, &w) != KILN_OK) failed = 1;
-        /* row 0 is the first entry point; the rest go in row order, a block at a time */
-#pragma omp for schedule(dynamic, 64)
-        for (int64_t i = 1; i < idx->rows; i++) {
-            if (failed) continue;
-            insert(idx, &g, &ts, i, w);
-            int64_t n;
-#pragma omp atomic capture
-            n = ++done;
-            if (omp_get_thread_num() == 0 && n % 1024 == 0) kiln_progress_update(p, (uint64_t)n, NULL);
+    kiln_status st = KILN_OK;
+    int64_t done = start;
+    double saved = kiln_time_s();
+    for (int64_t at = start; at < idx->rows && !failed && st == KILN_OK; at += INSERT_BATCH) {
+        int64_t to = idx->rows - at < INSERT_BATCH ? idx->rows : at + INSERT_BATCH;
+        failed = insert_rows(idx, &g, &ts, at, to, threads, p, &done);
+        if (!failed && saver && to < idx->rows && kiln_time_s() - saved >= saver->interval) {
+            idx->entry_point = ts.entry, idx->max_level = ts.level;
+            st = saver->save(saver->ctx, idx, to);
+            saved = kiln_time_s();
         }
-        kiln_ann_walk_free(w);
     }
     kiln_progress_update(p, (uint64_t)idx->rows, NULL);
     kiln_progress_finish(p);
@@ -457,10 +482,34 @@ kiln_status kiln_ann_hnsw_build(ann_index *idx, uint64_t seed, int threads, doub
     omp_destroy_lock(&ts.lock);
     free(g.node);
     if (failed) return KILN_ERROR(KILN_ERR_NOMEM, "HNSW insertion buffers");
+    KILN_CHECK(st);
     idx->entry_point = ts.entry;
     idx->max_level = ts.level;
     compact(idx);
     return KILN_OK;
+}
+
+int64_t kiln_ann_hnsw_room(const ann_index *idx) { return idx->link_start[idx->node_entry[idx->rows]]; }
+
+int kiln_ann_hnsw_check_partial(const ann_index *idx, int64_t inserted)
+{
+    int64_t entries = idx->node_entry[idx->rows];
+    if (idx->entry_point < 0 || idx->entry_point >= inserted || idx->max_level < 0 || idx->max_level > MAX_LEVEL ||
+        idx->levels[idx->entry_point] != idx->max_level)
+        return 0;
+    for (int64_t i = 0; i < inserted; i++)
+        if (idx->levels[i] > idx->max_level) return 0;
+    for (int64_t i = 0; i < idx->rows; i++)
+        for (int l = 0; l <= idx->levels[i]; l++) {
+            int64_t e = idx->node_entry[i] + l;
+            int32_t n = idx->link_count[e];
+            if (n < 0 || n > capacity(idx, l) || e >= entries || (i >= inserted && n)) return 0;
+            for (int32_t j = 0; j < n; j++) {
+                int32_t nb = idx->links[idx->link_start[e] + j];
+                if (nb < 0 || nb >= inserted || idx->levels[nb] < l) return 0;
+            }
+        }
+    return 1;
 }
 
 /* After reading a file: the entries of each node, the counts, and that every link is one a

@@ -46,6 +46,13 @@ static const kiln_cfg_key index_keys[] = {
        "integer attributes of the rows to filter searches on: NAME=FILE.h5:/path[,NAME=...], "
        "one value per input row (e.g. label=data/fashion-mnist.h5:/train/y)"),
     KI("index.threads", KILN_CFG_INT, threads, "0", "[0,)", "CPU threads per rank (0 = its cores)"),
+    KI("index.save_interval", KILN_CFG_FLOAT, save_interval, "60", "[0,)",
+       "seconds between saves of an HNSW graph being built (0: after every 4,096 rows), so that a build "
+       "killed part way continues from its last save; k-means saves after every iteration"),
+    KI("index.shards", KILN_CFG_INT, shards, "1", "[1,65536]",
+       "> 1: the input cut into this many consecutive row ranges, each an index of its own built by a "
+       "group of ranks (groups: gcd(ranks, shards)), under one manifest that searches them all and "
+       "merges the top k; for an index larger than one rank's memory, and to build HNSW on many ranks"),
 };
 
 static const kiln_cfg_key search_keys[] = {

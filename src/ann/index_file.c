@@ -2,10 +2,13 @@
  * verified. The layout (docs/index.md; h5py reads it as it is):
  *   /              attributes: format (1), kind (flat|ivf-flat|ivf-pq|hnsw), metric (l2|ip|cosine),
  *                  dim, rows, nlist, nprobe and ef (the search defaults), input (FILE.h5:/path),
- *                  input_crc32, config (the build's resolved config, YAML)
+ *                  input_crc32 (of the rows indexed), first_row (the input row of stored row 0
+ *                  when the file is a shard of the input, else 0), config (the build's
+ *                  resolved config, YAML)
  *   /vectors       float32 [rows, dim]: the stored vectors (unit length for cosine); IVF: in
  *                  list order
- *   /ids           int64 [rows]: IVF only, the input row of each stored vector
+ *   /ids           int64 [rows]: IVF only, the input row of each stored vector (flat and HNSW
+ *                  store rows in input order: stored row r is input row first_row + r)
  *   /ivf/centroids float32 [nlist, dim]
  *   /ivf/offsets   int64 [nlist + 1]: list l is rows [offsets[l], offsets[l + 1]) of /vectors
  *   /pq/codebooks  float32 [m, 256, dim / m]: IVF-PQ only, the sub-centroids of each part
@@ -73,9 +76,8 @@ static kiln_status write_graph(hid_t file, const ann_index *x)
     return st;
 }
 
-static kiln_status fill(hid_t file, void *ctx)
+kiln_status kiln_ann_index_write_attrs(hid_t file, const ann_index *x)
 {
-    const ann_index *x = ctx;
     KILN_CHECK(kiln_h5_write_attr_i64(file, "format", ANN_FORMAT));
     KILN_CHECK(kiln_h5_write_attr_str(file, "kind", kiln_ann_kind_name(x->kind)));
     KILN_CHECK(kiln_h5_write_attr_str(file, "metric", kiln_ann_metric_name(x->metric)));
@@ -86,7 +88,14 @@ static kiln_status fill(hid_t file, void *ctx)
     KILN_CHECK(kiln_h5_write_attr_i64(file, "ef", x->ef));
     KILN_CHECK(kiln_h5_write_attr_str(file, "input", x->input));
     KILN_CHECK(kiln_h5_write_attr_u64(file, "input_crc32", x->input_crc));
-    KILN_CHECK(kiln_h5_write_attr_str(file, "config", x->config ? x->config : ""));
+    KILN_CHECK(kiln_h5_write_attr_i64(file, "first_row", x->first_row));
+    return kiln_h5_write_attr_str(file, "config", x->config ? x->config : "");
+}
+
+static kiln_status fill(hid_t file, void *ctx)
+{
+    const ann_index *x = ctx;
+    KILN_CHECK(kiln_ann_index_write_attrs(file, x));
     size_t rd = (size_t)x->rows * (size_t)x->dim;
     uint64_t vshape[2] = {(uint64_t)x->rows, (uint64_t)x->dim}, rshape[1] = {(uint64_t)x->rows};
     if (x->vectors)
@@ -154,8 +163,9 @@ static kiln_status read_checked(const reader *r, const char *name, hid_t mtype, 
     return st;
 }
 
-static kiln_status read_attrs(const reader *r, ann_index *idx)
+kiln_status kiln_ann_index_read_attrs(hid_t file, const char *path, ann_index *idx)
 {
+    const reader rr = {path, file}, *r = &rr;
     int64_t format = 0, dim = 0, rows = 0, nlist = 0, nprobe = 0, ef = 0;
     char kind[32] = "", metric[32] = "";
     uint64_t crc = 0;
@@ -187,6 +197,16 @@ static kiln_status read_attrs(const reader *r, ann_index *idx)
     idx->nprobe = (int)nprobe;
     idx->ef = (int)ef;
     idx->input_crc = (uint32_t)crc;
+    int64_t first_row = 0; /* files written before shards have none: they start at row 0 */
+    if (kiln_h5_has_attr(r->file, "first_row")) KILN_CHECK(kiln_h5_read_attr_i64(r->file, "first_row", &first_row));
+    if (first_row < 0 || first_row > INT64_MAX - rows)
+        return KILN_ERROR(KILN_ERR_DATA, "index '%s' has attribute first_row %lld; expected 0 or more", r->path,
+                          (long long)first_row);
+    idx->first_row = first_row;
+    size_t len = 1 << 20;
+    idx->config = calloc(1, len);
+    KILN_CHECK_ALLOC(idx->config);
+    if (kiln_h5_read_attr_str(r->file, "config", idx->config, len) != KILN_OK) kiln_error_clear();
     return KILN_OK;
 }
 
@@ -329,7 +349,7 @@ kiln_status kiln_ann_index_read(const char *path, ann_index *idx)
     memset(idx, 0, sizeof *idx);
     reader r = {path, H5I_INVALID_HID};
     KILN_CHECK(kiln_h5_open_file(path, "index", KILN_ERR_DATA, &r.file));
-    kiln_status st = read_attrs(&r, idx);
+    kiln_status st = kiln_ann_index_read_attrs(r.file, path, idx);
     uint64_t vshape[2] = {(uint64_t)idx->rows, (uint64_t)idx->dim}, rshape[1] = {(uint64_t)idx->rows};
     void *buf = NULL;
     int has_vectors = idx->kind != ANN_IVF_PQ || kiln_h5_exists(r.file, "vectors");
@@ -353,13 +373,6 @@ kiln_status kiln_ann_index_read(const char *path, ann_index *idx)
     }
     if (st == KILN_OK && idx->kind == ANN_HNSW) st = read_graph(&r, idx);
     if (st == KILN_OK) st = read_attributes(&r, idx);
-    char *config = NULL;
-    if (st == KILN_OK) {
-        size_t len = 1 << 20;
-        config = calloc(1, len);
-        if (config && kiln_h5_read_attr_str(r.file, "config", config, len) != KILN_OK) kiln_error_clear();
-        idx->config = config;
-    }
     H5Fclose(r.file);
     if (st == KILN_OK) st = derive(&r, idx);
     if (st != KILN_OK) kiln_ann_index_free(idx);

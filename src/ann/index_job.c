@@ -10,8 +10,8 @@
 
 static const char build_usage[] =
     "usage: kiln index build [CONFIG.yaml] --input FILE.h5:/dataset --output INDEX.h5\n"
-    "                        [--kind flat|ivf-flat|hnsw] [--metric l2|ip|cosine] [--nlist N]\n"
-    "                        [--m M] [--ef-construction EF]\n"
+    "                        [--kind flat|ivf-flat|ivf-pq|hnsw] [--metric l2|ip|cosine] [--nlist N]\n"
+    "                        [--m M] [--ef-construction EF] [--set index.shards=S]\n"
     "                        [--set key=value ...] [--help-config]\n\n"
     "Builds a nearest-neighbour index of the rows of a float32 or uint8 [N,D] dataset (embeddings\n"
     "from kiln infer, features, pixels). flat: exact search by GEMM. ivf-flat: k-means (on the\n"
@@ -20,7 +20,10 @@ static const char build_usage[] =
     "built on the threads of rank 0, searched with a beam of ef: the fastest at high recall.\n"
     "The ranks (mpiexec -n R) share the training sample and the rows; the result is the same on\n"
     "any number of ranks. INDEX.h5 appears whole or not at all; rerun the same command after a\n"
-    "kill (k-means continues from its last iteration). docs/index.md describes its layout.\n"
+    "kill (k-means, PQ training and HNSW insertion continue from what they saved).\n"
+    "index.shards=S builds S row ranges as indexes of their own, gcd(R, S) rank groups at once\n"
+    "(HNSW on many ranks), under INDEX.h5 as their manifest; a search merges their top k.\n"
+    "docs/index.md describes the layouts.\n"
     "Exit codes: 0 done, 1 failed, 2 bad input, " STR(KILN_EXIT_PREEMPTED) " stopped by a signal.\n\n"
     "example:\n"
     "  mpiexec -n 2 kiln index build --input data/fashion-mnist.h5:/train/x --output fmnist.index.h5 \\\n"

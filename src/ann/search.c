@@ -256,6 +256,15 @@ static void finish_approximate(const ann_index *idx, const float *r, ann_topk *t
     }
 }
 
+/* Stored positions as input rows, for the kinds that store rows in input order (a shard's
+ * start at its first_row). */
+static void to_input_rows(const ann_index *idx, int64_t *ids, size_t n)
+{
+    if (idx->ids || !idx->first_row) return;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0) ids[i] += idx->first_row;
+}
+
 void kiln_ann_search(const kiln_backend *be, const ann_index *idx, const ann_search_opts *o,
                      const float *queries, int nq, int64_t *ids, float *dist, ann_scratch *s)
 {
@@ -264,6 +273,7 @@ void kiln_ann_search(const kiln_backend *be, const ann_index *idx, const ann_sea
         for (int i = 0; i < nq; i++)
             kiln_ann_hnsw_search(idx, o, queries + (size_t)i * (size_t)idx->dim, k, s->walk, ids + (size_t)i * (size_t)k,
                                  dist + (size_t)i * (size_t)k);
+        to_input_rows(idx, ids, (size_t)nq * (size_t)k);
         return;
     }
     ann_topk *tops = s->tops;
@@ -283,4 +293,5 @@ void kiln_ann_search(const kiln_backend *be, const ann_index *idx, const ann_sea
             else finish_approximate(idx, qi, &tops[i], k, ids + row, dist + row);
         }
     }
+    to_input_rows(idx, ids, (size_t)nq * (size_t)k);
 }

@@ -64,8 +64,18 @@ kiln_status kiln_ann_vectors_open(const char *spec, const char *what, ann_vector
         kiln_ann_vectors_close(v);
         return st;
     }
-    v->rows = shape[0];
+    v->rows = v->total_rows = shape[0];
     v->dim = (int)shape[1];
+    return KILN_OK;
+}
+
+kiln_status kiln_ann_vectors_window(ann_vectors *v, uint64_t first, uint64_t rows)
+{
+    if (first > v->total_rows || rows > v->total_rows - first || rows == 0)
+        return KILN_ERROR(KILN_ERR_ARG, "rows [%" PRIu64 ", %" PRIu64 ") of '%s' (it has %" PRIu64 ")", first,
+                          first + rows, v->spec, v->total_rows);
+    v->base = first;
+    v->rows = rows;
     return KILN_OK;
 }
 
@@ -94,6 +104,7 @@ kiln_status kiln_ann_vectors_read(const ann_vectors *v, uint64_t first, uint64_t
     if (first + n > v->rows || first + n < first)
         return KILN_ERROR(KILN_ERR_ARG, "rows [%" PRIu64 ", %" PRIu64 ") of '%s' (it has %" PRIu64 ")",
                           first, first + n, v->spec, v->rows);
+    first += v->base;
     size_t count = (size_t)n * (size_t)v->dim;
     if (v->is_u8) {
         /* read the bytes into the tail of out, widen them forwards: each float lands at or

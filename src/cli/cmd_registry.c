@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "kiln/ann.h"
 #include "kiln/registry.h"
 
 static void registry_usage(FILE *f)
@@ -226,6 +227,10 @@ static int cmd_alias(const char *root, int argc, char **argv)
     return 0;
 }
 
+/* The kinds verify opens beyond models (which the registry checks as checkpoints itself). */
+static const kiln_registry_check kind_checks[] = {{"index", "kiln index", kiln_index_verify}};
+enum { N_KIND_CHECKS = sizeof kind_checks / sizeof kind_checks[0] };
+
 static int cmd_verify(const char *root, int argc, char **argv)
 {
     kiln_status st;
@@ -237,9 +242,10 @@ static int cmd_verify(const char *root, int argc, char **argv)
         int whole_model = !strchr(argv[1], '@') && !strchr(argv[1] + (kiln_registry_is_uri(argv[1]) ? 9 : 0), '/');
         st = kiln_registry_parse_uri(uri, &ref);
         if (st == KILN_OK && !whole_model) st = kiln_registry_resolve(root, uri, &ref, path, sizeof path);
-        if (st == KILN_OK) st = kiln_registry_verify(root, ref.name, whole_model ? 0 : ref.version, stdout, &bad);
+        if (st == KILN_OK) st = kiln_registry_verify(root, ref.name, whole_model ? 0 : ref.version, kind_checks,
+                                                    N_KIND_CHECKS, stdout, &bad);
     } else {
-        st = kiln_registry_verify(root, NULL, 0, stdout, &bad);
+        st = kiln_registry_verify(root, NULL, 0, kind_checks, N_KIND_CHECKS, stdout, &bad);
     }
     if (st != KILN_OK) return kiln_cli_fail("registry verify", st);
     if (bad) fprintf(stderr, "kiln registry verify: error: %d problem%s found (see above)\n", bad, bad == 1 ? "" : "s");

@@ -1,5 +1,6 @@
 /* Keeping a registry honest and small: verify recomputes every artifact's sha256 against its
- * version.json, checks that a model version's file is a kiln checkpoint that verifies and that
+ * version.json, checks that a version's file opens as its kind (a model's as a kiln checkpoint
+ * that verifies, an index's as a kiln index, by the checks the caller gives) and that
  * every alias points at a version that exists; gc removes versions no alias points to beyond
  * the newest few, and what dead writers left. A version is
  * removed by renaming it into .trash first, so readers see it either whole or gone. */
@@ -50,26 +51,42 @@ static void verify_artifact(const char *uri, const char *vdir, json_t *a, FILE *
     fprintf(out, "%s: ok %s (%" PRIu64 " bytes, sha256 %.16s...)\n", uri, name, bytes, sha);
 }
 
-/* A model version's file must be a kiln checkpoint that verifies (checksums included). */
-static void verify_model_file(const char *uri, const char *vdir, json_t *meta, FILE *out,
-                              int *n_bad)
+/* A version's first artifact must open as its kind: a model's as a kiln checkpoint that
+ * verifies (checksums included), another kind's by the check given for it (none: not opened). */
+typedef struct kind_checks {
+    const kiln_registry_check *v;
+    int n;
+} kind_checks;
+
+static void verify_kind_file(const char *uri, const char *vdir, json_t *meta, const kind_checks *checks,
+                             FILE *out, int *n_bad)
 {
     json_t *a = kiln_reg_primary_artifact(meta);
     const char *where = json_string_value(json_object_get(a, "path"));
+    const char *kind = kiln_reg_version_kind(meta);
+    kiln_registry_check model = {KILN_REGISTRY_KIND_MODEL, "kiln checkpoint", kiln_ckpt_verify};
+    const kiln_registry_check *check = strcmp(kind, KILN_REGISTRY_KIND_MODEL) ? NULL : &model;
+    for (int i = 0; !check && i < checks->n; i++)
+        if (!strcmp(checks->v[i].kind, kind)) check = &checks->v[i];
     char path[PATH_MAX];
-    if (strcmp(kiln_reg_version_kind(meta), KILN_REGISTRY_KIND_MODEL) || !where) return;
+    if (!check || !where) return;
     int external = json_is_true(json_object_get(a, "external"));
     if (kiln_path_format(path, sizeof path, external ? "%s" : "%s/%s", external ? where : vdir,
                          where) != KILN_OK || !kiln_path_exists(path))
         return; /* reported as MISSING already */
-    if (kiln_ckpt_verify(path) == KILN_OK) return;
-    fprintf(out, "%s: NOT A CHECKPOINT: its model file '%s' is not a kiln checkpoint that "
-            "verifies: %s\n", uri, path, kiln_error_message());
+    if (check->check(path) == KILN_OK) {
+        fprintf(out, "%s: ok, opens as a %s\n", uri, check->what);
+        return;
+    }
+    fprintf(out, "%s: %s: its %s file '%s' is not a %s that verifies: %s\n", uri,
+            !strcmp(kind, KILN_REGISTRY_KIND_MODEL) ? "NOT A CHECKPOINT" : "DOES NOT OPEN", kind, path,
+            check->what, kiln_error_message());
     kiln_error_clear();
     (*n_bad)++;
 }
 
-static void verify_version(const char *name, const char *mdir, int64_t v, FILE *out, int *n_bad)
+static void verify_version(const char *name, const char *mdir, int64_t v, const kind_checks *checks,
+                           FILE *out, int *n_bad)
 {
     char uri[256], vdir[PATH_MAX];
     kiln_registry_ref ref = {.version = v};
@@ -90,7 +107,7 @@ static void verify_version(const char *name, const char *mdir, int64_t v, FILE *
         (*n_bad)++;
     }
     json_array_foreach(list, i, a) verify_artifact(uri, vdir, a, out, n_bad);
-    verify_model_file(uri, vdir, meta, out, n_bad);
+    verify_kind_file(uri, vdir, meta, checks, out, n_bad);
     json_decref(meta);
 }
 
@@ -117,35 +134,37 @@ static kiln_status verify_aliases(const char *root, const char *name, const char
     return KILN_OK;
 }
 
-static kiln_status verify_model(const char *root, const char *name, int64_t version, FILE *out,
-                                int *n_bad)
+static kiln_status verify_model(const char *root, const char *name, int64_t version,
+                                const kind_checks *checks, FILE *out, int *n_bad)
 {
     char mdir[PATH_MAX];
     KILN_CHECK(kiln_reg_model_dir(root, name, mdir, sizeof mdir, NULL));
     if (version > 0) {
         KILN_CHECK(kiln_reg_require_version(root, name, mdir, version));
-        verify_version(name, mdir, version, out, n_bad);
+        verify_version(name, mdir, version, checks, out, n_bad);
         return KILN_OK;
     }
     int64_t *v;
     int n;
     KILN_CHECK(kiln_reg_list_versions(mdir, &v, &n));
-    for (int i = 0; i < n; i++) verify_version(name, mdir, v[i], out, n_bad);
+    for (int i = 0; i < n; i++) verify_version(name, mdir, v[i], checks, out, n_bad);
     free(v);
     return verify_aliases(root, name, mdir, out, n_bad);
 }
 
-kiln_status kiln_registry_verify(const char *root, const char *name, int64_t version, FILE *out,
+kiln_status kiln_registry_verify(const char *root, const char *name, int64_t version,
+                                 const kiln_registry_check *check_list, int n_checks, FILE *out,
                                  int *n_bad)
 {
     *n_bad = 0;
-    if (name) return verify_model(root, name, version, out, n_bad);
+    kind_checks checks = {check_list, n_checks};
+    if (name) return verify_model(root, name, version, &checks, out, n_bad);
     char **names;
     int n;
     KILN_CHECK(kiln_registry_models(root, &names, &n));
     if (n == 0) fprintf(out, "registry '%s' has no models\n", root);
     kiln_status st = KILN_OK;
-    for (int i = 0; i < n && st == KILN_OK; i++) st = verify_model(root, names[i], 0, out, n_bad);
+    for (int i = 0; i < n && st == KILN_OK; i++) st = verify_model(root, names[i], 0, &checks, out, n_bad);
     kiln_registry_free_names(names, n);
     return st;
 }

@@ -6,7 +6,8 @@
 # (node, layer) lists, every link to a node of that layer, degrees within m and 2m, levels
 # seeded: the same on 1 and 2 threads, and their histogram the geometric one). One thread
 # builds the same file twice. A filtered search returns only rows that pass the filter.
-# eval.target_recall stores the cheapest ef reaching it, and a search then uses it. A graph
+# eval.target_recall stores the cheapest ef reaching it, and a search then uses it. kill -9
+# while inserting 20,000 rows on one thread, then a rerun: the graph of an uninterrupted build. A graph
 # edited to link outside the rows (its crc32 recomputed) is refused, naming the node.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
@@ -102,6 +103,28 @@ assert d["default_ef"] == best == ef, (d["default_ef"], best, ef)
 print(f"default ef {ef}: the smallest of {[s['ef'] for s in d['settings']]} reaching recall@10 0.97")
 PY
 ); then pass "target recall: $out"; else fail "target recall: $out"; fi
+
+# kill -9 while inserting (the graph saved every 4,096 rows): the rerun continues from the last
+# save and, on one thread, ends with the graph of an uninterrupted build
+"$PY" - "$data" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f, h5py.File("mid.h5", "w") as g:
+    g["x"] = f["train/x"][:20000]
+PY
+mid=(--input mid.h5:/x --kind hnsw --set index.threads=1 --set index.save_interval=0)
+$K index build "${mid[@]}" --output mid-straight.h5 >/dev/null 2>&1 || fail "20,000-row build"
+$K index build "${mid[@]}" --output mid-killed.h5 >/dev/null 2>&1 &
+pid=$!
+until [ -e mid-killed.h5.hnsw.h5 ] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+kill -9 "$pid" 2>/dev/null && pass "HNSW build killed with SIGKILL after its first save" || fail "the build ended before its kill"
+wait "$pid" 2>/dev/null || true
+[ ! -e mid-killed.h5 ] || fail "a killed build left its index behind"
+$K index build "${mid[@]}" --output mid-killed.h5 >/dev/null 2>rerun.err || fail "rerun: $(tail -3 rerun.err)"
+grep -q "HNSW insertion continues from row" rerun.err && [ ! -e mid-killed.h5.hnsw.h5 ] &&
+  pass "the rerun continued: $(grep -o 'continues from row [0-9]* of [0-9]*' rerun.err)" ||
+  fail "the rerun did not continue the graph: $(grep index: rerun.err | head -3)"
+out=$(same_h5 mid-straight.h5 mid-killed.h5 2>&1) && pass "HNSW rerun after kill -9 = uninterrupted: $out" ||
+  fail "HNSW after kill: $out"
 
 # a graph linking outside the rows, checksums recomputed: refused, naming the node
 cp small-1.h5 bent.h5

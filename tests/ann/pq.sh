@@ -8,7 +8,8 @@
 # noise (the hardest case for a quantizer), FAISS 1.15.1's IndexIVFPQ reaches 0.82 (l2) and
 # 0.52 (cosine); kiln must reach 0.80, 0.80 (ip) and 0.50. 1 and 2 ranks build the
 # same file. h5py reads codebooks [m, 256, dim/m] and codes [rows, m] (uint8), and the file
-# without refine holds no vectors.
+# without refine holds no vectors. A build that fails after training continues, when rerun,
+# from the saved centroids and sub-quantizers to the file of a straight build.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 data=$(fmnist_h5)
@@ -75,4 +76,21 @@ mpiexec -n 2 "$K" index build "${common[@]}" --set index.threads=1 --output pq-2
   fail "2-rank build: $(tail -3 build2.err)"
 if out=$(same_h5 pq.h5 pq-2.h5 2>&1); then pass "ivf-pq on 2 ranks = 1 rank: $out"; else fail "ivf-pq ranks: $out"; fi
 expect_error "pq_m not dividing dim" "index.pq_m" "784" -- $K index build "${common[@]}" --set index.pq_m=100 --output "$WORK/out"
+
+# a build that fails after training (here: an attribute dataset that is not there) keeps its
+# progress; the rerun, fixed, takes the saved sub-quantizers and writes the straight build's file
+"$PY" -c "import h5py, numpy as np; h5py.File('attr.h5', 'w')['a'] = np.arange(60000) % 7"
+$K index build "${common[@]}" --set index.attributes=a=attr.h5:/missing --output late.h5 >/dev/null 2>late.err &&
+  fail "a build with a missing attribute dataset succeeded"
+[ -e late.h5.pq.h5 ] && [ -e late.h5.kmeans.h5 ] && [ ! -e late.h5 ] &&
+  pass "a build that failed after training kept late.h5.kmeans.h5 and late.h5.pq.h5, and wrote no index" ||
+  fail "after the late failure: $(ls late.h5* 2>&1 | tr '\n' ' ') $(tail -2 late.err)"
+$K index build "${common[@]}" --set index.attributes=a=attr.h5:/a --output late.h5 >/dev/null 2>late.err ||
+  fail "rerun: $(tail -3 late.err)"
+$K index build "${common[@]}" --set index.attributes=a=attr.h5:/a --output straight.h5 >/dev/null 2>straight.err ||
+  fail "straight build: $(tail -3 straight.err)"
+grep -q "PQ sub-quantizers from an earlier run" late.err && grep -q "k-means continues from iteration" late.err &&
+  [ ! -e late.h5.pq.h5 ] && [ ! -e late.h5.kmeans.h5 ] && pass "the rerun took the saved centroids and sub-quantizers, then removed them" ||
+  fail "the rerun did not resume: $(grep index: late.err | head -5)"
+if out=$(same_h5 straight.h5 late.h5 2>&1); then pass "resumed ivf-pq build = straight build: $out"; else fail "resumed: $out"; fi
 finish

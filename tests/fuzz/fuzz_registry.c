@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)kiln_registry_print_versions(root, "m", stdout);
     (void)kiln_registry_print_history(root, "m", stdout);
     (void)kiln_registry_print_diff(root, "registry:m/1", "registry:m/2", stdout);
-    (void)kiln_registry_verify(root, NULL, 0, stdout, &bad);
+    (void)kiln_registry_verify(root, NULL, 0, NULL, 0, stdout, &bad);
     if (kiln_registry_gc_plan(root, "m", 0, &victims, &n) == KILN_OK) free(victims);
     (void)kiln_registry_find_source(root, "m", "/nonexistent", &version);
     snprintf(path, sizeof path, "%s.artifact", tmpl);

@@ -145,7 +145,7 @@ static void test_metadata_and_verify(void)
     int bad = -1;
     snprintf(report, sizeof report, "%s/report.txt", work);
     FILE *out = fopen(report, "w");
-    CHECK_OK(kiln_registry_verify(root, NULL, 0, out, &bad));
+    CHECK_OK(kiln_registry_verify(root, NULL, 0, NULL, 0, out, &bad));
     fclose(out);
     CHECK(bad == 0, "an untouched registry verifies (%d bad)", bad);
 
@@ -154,7 +154,7 @@ static void test_metadata_and_verify(void)
     fputc('X', f);
     fclose(f);
     out = fopen(report, "w");
-    CHECK_OK(kiln_registry_verify(root, "m", 0, out, &bad));
+    CHECK_OK(kiln_registry_verify(root, "m", 0, NULL, 0, out, &bad));
     fclose(out);
     char text[4096] = "";
     f = fopen(report, "r");
@@ -168,7 +168,7 @@ static void test_metadata_and_verify(void)
     snprintf(vfile, sizeof vfile, "%s/models/m/versions/3/model.bin", root);
     unlink(vfile);
     out = fopen(report, "w");
-    CHECK_OK(kiln_registry_verify(root, "m", 3, out, &bad));
+    CHECK_OK(kiln_registry_verify(root, "m", 3, NULL, 0, out, &bad));
     fclose(out);
     CHECK(bad == 1, "a missing artifact is found");
 }
@@ -300,7 +300,7 @@ static void test_concurrent_registration(void)
           valid, once);
     int bad = -1;
     FILE *devnull = fopen("/dev/null", "w");
-    CHECK_OK(kiln_registry_verify(root, "shared", 0, devnull, &bad));
+    CHECK_OK(kiln_registry_verify(root, "shared", 0, NULL, 0, devnull, &bad));
     fclose(devnull);
     CHECK(bad == 0, "every artifact verifies (%d bad)", bad);
 }
@@ -435,7 +435,7 @@ static void test_dangling_and_leftovers(void)
     snprintf(report, sizeof report, "%s/verify.txt", root);
     FILE *out = fopen(report, "w");
     int bad = 0;
-    CHECK_OK(kiln_registry_verify(root, "m", 0, out, &bad));
+    CHECK_OK(kiln_registry_verify(root, "m", 0, NULL, 0, out, &bad));
     fclose(out);
     char text[4096] = "";
     FILE *f = fopen(report, "r");
