@@ -95,6 +95,8 @@ kiln_status kiln_config_load_sections(const kiln_cfg_schema *schema, void *out,
 /* A config read without a schema (the registry turns a job's config into a version's params):
  * fn gets every scalar (n_items 1) and every sequence of scalars under its dotted path, with
  * whether the scalar was quoted (then it is a string, whatever its text looks like). */
+/* A YAML file's text, whole (caller frees); an error names the file. */
+kiln_status kiln_config_read_file(const char *path, char **text);
 typedef kiln_status (*kiln_config_value_fn)(void *ctx, const char *path,
                                             const char *const *items, int n_items,
                                             int is_sequence, int quoted);

@@ -15,6 +15,47 @@
 
 /* Importers. Output is written to OUT.tmp and renamed only when complete. */
 kiln_status kiln_import_fashion_mnist(const char *dir, const char *out_path);
+
+/* `kiln data import csv` (src/io/import_csv.c): a CSV file as a columnar table, the group
+ * /TABLE of an HDF5 file, one dataset per column, [rows] each, attributes type and na_count:
+ *   int64      int64, NA as KILN_CSV_NA_INT64
+ *   float64    float64, NA as NaN
+ *   bool       uint8 0/1, NA as KILN_CSV_NA_BOOL
+ *   timestamp  int64 microseconds since 1970-01-01 UTC (attribute unit), NA as KILN_CSV_NA_INT64
+ *   category   int32 codes, NA as -1; the values, in order of first appearance, are the UTF-8
+ *              strings of /TABLE/.categories/COLUMN
+ * The group's attributes: columns (the names, newline-separated, in file order), rows,
+ * bad_rows_skipped, source, source_crc32, source_bytes. */
+typedef enum {
+    KILN_CSV_AUTO = 0, KILN_CSV_INT64, KILN_CSV_FLOAT64, KILN_CSV_BOOL, KILN_CSV_TIMESTAMP, KILN_CSV_CATEGORY
+} kiln_csv_type;
+#define KILN_CSV_NA_INT64 INT64_MIN
+#define KILN_CSV_NA_BOOL 255
+
+typedef struct kiln_csv_options {
+    const char *schema;         /* YAML: columns: {NAME: TYPE, ...}, na: [TOKENS] (NULL: none) */
+    const char *types;          /* NAME=TYPE,... over the schema (NULL: none) */
+    const char *na;             /* NA tokens, comma-separated ("NA," is NA and the empty field);
+                                   NULL: the schema's, else NA, the empty field, null, NULL, N/A */
+    int skip_bad_rows;          /* 1: a bad row is left out and counted, not an error */
+} kiln_csv_options;
+
+typedef struct kiln_csv_report {
+    uint64_t rows, bad_rows;
+    int columns;
+    char **names;
+    kiln_csv_type *types;
+    double seconds;
+} kiln_csv_report;
+
+/* CSV_PATH into TARGET (OUT.h5:/table; other objects of OUT.h5 are kept, the table replaced),
+ * atomically. Types not given are inferred: the narrowest of int64, float64, timestamp (ISO
+ * 8601), bool (true/false) that every value fits, else category. */
+kiln_status kiln_import_csv(const char *csv_path, const char *target, const kiln_csv_options *o,
+                            kiln_csv_report *report);
+void kiln_csv_report_free(kiln_csv_report *r);
+const char *kiln_csv_type_name(kiln_csv_type t);
+int kiln_csv_type_parse(const char *s, kiln_csv_type *t);
 /* files in the given order, concatenated; the last val_fraction of bytes -> /val. */
 kiln_status kiln_import_text(const char *const *files, int n_files, double val_fraction,
                              const char *out_path);

@@ -597,7 +597,7 @@ kiln_status kiln_config_load_sections(const kiln_cfg_schema *schema, void *out,
     return cfg_load(schema, out, yaml_text, origin, NULL, 0, 1);
 }
 
-static kiln_status cfg_read_file(const char *path, char **text)
+kiln_status kiln_config_read_file(const char *path, char **text)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return KILN_ERROR(KILN_ERR_CONFIG, "config file '%s': %s", path, strerror(errno));
@@ -629,7 +629,7 @@ kiln_status kiln_config_load(const kiln_cfg_schema *schema, void *out, const cha
                              const char *const *overrides, int n_overrides)
 {
     char *text = NULL;
-    if (yaml_path) KILN_CHECK(cfg_read_file(yaml_path, &text));
+    if (yaml_path) KILN_CHECK(kiln_config_read_file(yaml_path, &text));
     kiln_status st = kiln_config_load_text(schema, out, text, yaml_path, overrides, n_overrides);
     free(text);
     KILN_CHECK(st);
