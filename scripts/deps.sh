@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   hdf5-tools libhwloc-dev hwloc libopenblas-dev libyaml-dev zlib1g-dev libopenblas-openmp-dev
-  dataset-fashion-mnist fortunes python3-h5py python3-numpy libjansson-dev nettle-dev libcsv-dev slurm-wlm munge jq
+  dataset-fashion-mnist fortunes python3-h5py python3-numpy python3-yaml libjansson-dev nettle-dev libcsv-dev slurm-wlm munge jq
   clang libclang-rt-14-dev libomp-dev chromium python3-pil)
 missing=()
 for p in "${packages[@]}"; do

@@ -55,6 +55,8 @@ kiln_status kiln_import_csv(const char *csv_path, const char *target, const kiln
                             kiln_csv_report *report);
 void kiln_csv_report_free(kiln_csv_report *r);
 const char *kiln_csv_type_name(kiln_csv_type t);
+/* ISO 8601 (the forms a timestamp column takes) as microseconds since 1970-01-01 UTC: 1 if s is one. */
+int kiln_parse_iso8601(const char *s, int64_t *us);
 int kiln_csv_type_parse(const char *s, kiln_csv_type *t);
 /* files in the given order, concatenated; the last val_fraction of bytes -> /val. */
 kiln_status kiln_import_text(const char *const *files, int n_files, double val_fraction,

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli.h"
 #include "kiln/ann.h"
+#include "kiln/features.h"
 #include "kiln/infer.h"
 #include "kiln/job.h"
 #include "kiln/log.h"
@@ -13,7 +14,8 @@
 
 /* Every job kind: `kiln NAME` runs it. A new kind is its folder under src/ and a row here. */
 static const kiln_job_kind *const job_kinds[] = {&kiln_train_job, &kiln_infer_job, &kiln_eval_job,
-                                                 &kiln_sweep_job, &kiln_index_job};
+                                                 &kiln_sweep_job, &kiln_index_job,
+                                                 &kiln_features_job};
 enum { N_JOB_KINDS = sizeof job_kinds / sizeof job_kinds[0] };
 
 typedef struct tool {

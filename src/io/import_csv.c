@@ -24,6 +24,7 @@
 #include "kiln/h5util.h"
 #include "kiln/log.h"
 #include "kiln/runtime.h"
+#include "kiln/strdict.h"
 
 enum { MAX_COLUMNS = 4096, MAX_NA = 32 };
 
@@ -105,7 +106,7 @@ static int days_in_month(int y, int m)
 
 /* ISO 8601: YYYY-MM-DD, then optionally (T or space) HH:MM[:SS[.fraction]], then optionally Z
  * or an offset +HH[:MM] / -HH[:MM]; without one the time is UTC. Microseconds since the epoch. */
-static int parse_iso8601(const char *s, int64_t *us)
+int kiln_parse_iso8601(const char *s, int64_t *us)
 {
     int y, mo, d, h = 0, mi = 0, sec = 0;
     if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d))
@@ -157,7 +158,7 @@ static int parse_epoch(const char *s, int64_t *us)
 
 static int parse_timestamp(const char *s, int forced, int64_t *us)
 {
-    return parse_iso8601(s, us) || (forced && parse_epoch(s, us));
+    return kiln_parse_iso8601(s, us) || (forced && parse_epoch(s, us));
 }
 
 /* ---- reading records: libcsv fed a line at a time ---- */
@@ -278,11 +279,7 @@ typedef struct column {
     unsigned fits;                     /* pass 1, auto columns: the types every value fits so far */
     uint64_t na;
     void *data;                        /* pass 2: int64_t, double, uint8_t or int32_t per row */
-    /* categories: a hash of the values to their codes, in order of first appearance */
-    char **cats;
-    int32_t n_cats, cap_cats;
-    int32_t *slots;                    /* open addressing: code + 1, 0 empty */
-    uint64_t n_slots;
+    kiln_strdict cats;                 /* categories: their codes, in order of first appearance */
 } column;
 
 typedef struct table {
@@ -414,46 +411,13 @@ static kiln_status check_row(reader *r, const record *rec)
 
 /* ---- pass 2: the values ---- */
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static kiln_status grow_slots(column *col)
-{
-    uint64_t n = col->n_slots ? 2 * col->n_slots : 1024;
-    int32_t *slots = calloc(n, sizeof *slots);
-    KILN_CHECK_ALLOC(slots);
-    for (int32_t code = 0; code < col->n_cats; code++) {
-        uint64_t h = hash_str(col->cats[code]) & (n - 1);
-        while (slots[h]) h = (h + 1) & (n - 1);
-        slots[h] = code + 1;
-    }
-    free(col->slots);
-    col->slots = slots, col->n_slots = n;
-    return KILN_OK;
-}
-
 /* The code of category s, added when new. */
 static kiln_status category_code(column *col, const char *s, int32_t *code)
 {
-    if ((uint64_t)col->n_cats * 2 >= col->n_slots) KILN_CHECK(grow_slots(col));
-    uint64_t h = hash_str(s) & (col->n_slots - 1);
-    for (; col->slots[h]; h = (h + 1) & (col->n_slots - 1))
-        if (!strcmp(col->cats[col->slots[h] - 1], s)) return *code = col->slots[h] - 1, KILN_OK;
-    if (col->n_cats == INT32_MAX) return KILN_ERROR(KILN_ERR_DATA, "column '%s' has more than 2^31 categories", col->name);
-    if (col->n_cats == col->cap_cats) {
-        int32_t cap = col->cap_cats ? (col->cap_cats > INT32_MAX / 2 ? INT32_MAX : 2 * col->cap_cats) : 64;
-        char **c = realloc(col->cats, (size_t)cap * sizeof *c);
-        KILN_CHECK_ALLOC(c);
-        col->cats = c, col->cap_cats = cap;
-    }
-    col->cats[col->n_cats] = strdup(s);
-    KILN_CHECK_ALLOC(col->cats[col->n_cats]);
-    col->slots[h] = col->n_cats + 1;
-    *code = col->n_cats++;
+    int64_t id;
+    KILN_CHECK(kiln_strdict_intern(&col->cats, s, &id));
+    if (id >= INT32_MAX) return KILN_ERROR(KILN_ERR_DATA, "column '%s' has more than 2^31 categories", col->name);
+    *code = (int32_t)id;
     return KILN_OK;
 }
 
@@ -621,8 +585,8 @@ static kiln_status write_categories(hid_t g, const column *col)
     KILN_H5_CHECK(type, KILN_ERR_HDF5, "string type");
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
-    uint64_t shape[1] = {(uint64_t)col->n_cats};
-    kiln_status st = kiln_h5_write_dataset(g, name, type, type, 1, shape, col->n_cats ? (const void *)col->cats : "");
+    uint64_t shape[1] = {(uint64_t)col->cats.n};
+    kiln_status st = kiln_h5_write_dataset(g, name, type, type, 1, shape, col->cats.n ? (const void *)col->cats.s : "");
     H5Tclose(type);
     return st;
 }
@@ -703,8 +667,8 @@ static void table_free(table *t)
 {
     for (int c = 0; t->col && c < t->n_cols; c++) {
         column *col = &t->col[c];
-        for (int32_t i = 0; i < col->n_cats; i++) free(col->cats[i]);
-        free(col->cats), free(col->slots), free(col->data);
+        kiln_strdict_free(&col->cats);
+        free(col->data);
     }
     free(t->col), free(t->bad_mask);
 }

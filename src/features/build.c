@@ -1,0 +1,351 @@
+/* `kiln features build SPEC.yaml --output FEATURES.h5`: the spine's rows with their label, their
+ * features computed as of each row's time (compute.c), split by time into train and valid, the
+ * transforms fitted on train (transform.c), and statistics, written whole and atomically:
+ *   /train/x float32 [N, F]    the transformed features (F counts indicator columns)
+ *   /train/y uint8 [N]         the label, 0 or 1
+ *   /train/raw float64 [N, K]  the K features before transforms (NA as NaN)
+ *   /train/row int64 [N]       the spine row of each output row
+ *   /valid/...                 the same for the validation split
+ *   /features/names            [F] the column names of x (NAME, NAME_missing)
+ *   /features/spec             [K] each feature's line as written
+ *   /features/transform_a, /features/transform_b  float64 [K, 8]: what each transform learned
+ *                              (row j, column t: feature j's t-th transform; fill: a = the value;
+ *                              standardize: a = mean, b = std; minmax: a = min, b = max; clip: lo, hi)
+ *   /stats/NAME                per raw feature over train: count, missing, mean, std, min, max
+ * Attributes: tables (path), tables_crc32, config (the spec), rows, valid_from.
+ * One process computes (world rank 0); the others wait. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kiln/data.h"
+#include "kiln/fs.h"
+#include "kiln/h5util.h"
+#include "kiln/log.h"
+#include "kiln/runtime.h"
+#include "features_internal.h"
+
+typedef struct build {
+    const kiln_features_config *c;
+    const char *output, *config_yaml;
+    feature *f;
+    int n;
+    feat_dict *dict;
+    feat_spine spine;
+    feat_column time;                  /* the spine's time column */
+    double *raw;                       /* [rows, n], row-major */
+    uint8_t *y, *keep, *train;         /* label; rows with a label; the training split */
+    uint64_t n_train, n_valid;
+} build;
+
+/* ---- the label: COLUMN OP NUMBER ---- */
+
+static kiln_status label(build *b)
+{
+    const char *text = b->c->features.label;
+    char col[128], op[3];
+    double v;
+    int used = 0;
+    if (sscanf(text, " %127[^ <>=!] %2[<>=!] %lf %n", col, op, &v, &used) != 3 || text[used] ||
+        (strcmp(op, ">") && strcmp(op, ">=") && strcmp(op, "<") && strcmp(op, "<=") && strcmp(op, "==") && strcmp(op, "!=")))
+        return KILN_ERROR(KILN_ERR_CONFIG, "spine.label '%s': expected COLUMN OP NUMBER with OP one of > >= < <= == != "
+                          "(e.g. 'arr_delay > 15')", text);
+    feat_column c;
+    KILN_CHECK(kiln_feat_column_read(b->c->features.tables, b->c->features.table, col, &c));
+    for (uint64_t i = 0; i < b->spine.rows; i++) {
+        double x = c.v[i];
+        int y = op[0] == '>' ? (op[1] ? x >= v : x > v) : op[0] == '<' ? (op[1] ? x <= v : x < v)
+                : op[0] == '=' ? x == v : x != v;
+        b->keep[i] = !isnan(x);
+        b->y[i] = (uint8_t)y;
+    }
+    kiln_feat_column_free(&c);
+    return KILN_OK;
+}
+
+/* ---- the features ---- */
+
+/* A column's keys (the spine's or a table's) through the build's dictionary. */
+static kiln_status keys_of(build *b, const char *table, const char *name, int64_t **keys, uint64_t *n)
+{
+    feat_column c;
+    KILN_CHECK(kiln_feat_column_read(b->c->features.tables, table, name, &c));
+    *keys = malloc((c.rows + 1) * sizeof **keys);
+    kiln_status st = *keys ? kiln_feat_keys(&c, b->dict, *keys) : KILN_ERROR(KILN_ERR_NOMEM, "keys of %s", name);
+    *n = c.rows;
+    kiln_feat_column_free(&c);
+    return st;
+}
+
+static kiln_status event_times(build *b, const feature *f, feat_column *t)
+{
+    const char *name = f->at[0] ? f->at : b->c->features.time;
+    KILN_CHECK(kiln_feat_column_read(b->c->features.tables, f->table, name, t));
+    if (strcmp(t->type, "timestamp"))
+        return KILN_ERROR(KILN_ERR_CONFIG, "feature %s: %s/%s is %s; the time of events must be a timestamp (give "
+                          "its table's time column with 'at COLUMN')", f->name, f->table, name, t->type);
+    return KILN_OK;
+}
+
+static kiln_status compute_one(build *b, const feature *f, double *out)
+{
+    const feat_spine *s = &b->spine;
+    if (f->kind == FEAT_TIME) {
+        kiln_feat_time_part(f->part, s, out);
+        return KILN_OK;
+    }
+    if (f->kind == FEAT_COLUMN) {
+        feat_column c;
+        KILN_CHECK(kiln_feat_column_read(b->c->features.tables, b->c->features.table, f->column, &c));
+        memcpy(out, c.v, s->rows * sizeof *out);
+        kiln_feat_column_free(&c);
+        return KILN_OK;
+    }
+    int64_t *skeys = NULL, *keys = NULL;
+    uint64_t ns = 0, n = 0;
+    feat_column v = {0}, t = {0}, cr = {0};
+    kiln_status st = keys_of(b, b->c->features.table, f->by, &skeys, &ns);
+    if (st == KILN_OK) st = keys_of(b, f->table, f->by, &keys, &n);
+    if (st == KILN_OK) st = kiln_feat_column_read(b->c->features.tables, f->table, f->column, &v);
+    if (st == KILN_OK && f->kind != FEAT_LOOKUP) st = event_times(b, f, &t);
+    if (st == KILN_OK && f->created[0]) st = kiln_feat_column_read(b->c->features.tables, f->table, f->created, &cr);
+    if (st == KILN_OK && f->created[0] && strcmp(cr.type, "timestamp"))
+        st = KILN_ERROR(KILN_ERR_CONFIG, "feature %s: created column %s/%s is %s, not a timestamp", f->name, f->table,
+                        f->created, cr.type);
+    if (st == KILN_OK && f->kind == FEAT_WINDOW) st = kiln_feat_window(f, s, skeys, n, keys, t.t, v.v, out);
+    if (st == KILN_OK && f->kind == FEAT_ASOF) st = kiln_feat_asof(f, s, skeys, n, keys, t.t, cr.t, v.v, out);
+    if (st == KILN_OK && f->kind == FEAT_LOOKUP) st = kiln_feat_lookup(f, s, skeys, n, keys, v.v, out);
+    free(skeys), free(keys);
+    kiln_feat_column_free(&v), kiln_feat_column_free(&t), kiln_feat_column_free(&cr);
+    return st;
+}
+
+static kiln_status parse_features(build *b)
+{
+    const kiln_cfg_map *m = &b->c->features.define;
+    if (m->n == 0) return KILN_ERROR(KILN_ERR_CONFIG, "features: none defined (features: {NAME: 'mean(T.C) by K over 1h'})");
+    b->f = calloc((size_t)m->n, sizeof *b->f);
+    KILN_CHECK_ALLOC(b->f);
+    for (int i = 0; i < m->n; i++) {
+        if (strchr(m->items[i].key, '.'))
+            return KILN_ERROR(KILN_ERR_CONFIG, "features.%s: a feature is one line (NAME: 'KIND(...) ...'), not a "
+                              "mapping", m->items[i].key);
+        KILN_CHECK(kiln_feat_parse(m->items[i].key, m->items[i].value, &b->f[i]));
+        b->n++;
+    }
+    return KILN_OK;
+}
+
+/* ---- the output ---- */
+
+typedef struct writer {
+    build *b;
+    uint32_t tables_crc;
+    char (*names)[KILN_CFG_MAP_KEY_MAX + 16];
+    int width;
+    double *xt;                        /* transformed features [rows, width] */
+    double *fit_a, *fit_b;             /* what each transform learned [K, FEAT_MAX_TRANSFORMS] */
+} writer;
+
+static kiln_status write_strings(hid_t f, const char *name, const char *const *s, uint64_t n)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    KILN_H5_CHECK(type, KILN_ERR_HDF5, "string type");
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    uint64_t shape[1] = {n};
+    kiln_status st = kiln_h5_write_dataset(f, name, type, type, 1, shape, s);
+    H5Tclose(type);
+    return st;
+}
+
+/* One split (train 1 or valid 0): its x, y, raw and row datasets. */
+static kiln_status write_split(hid_t file, writer *w, int train, const char *group)
+{
+    build *b = w->b;
+    uint64_t n = train ? b->n_train : b->n_valid, at = 0, rows = b->spine.rows;
+    float *x = malloc((n * (uint64_t)w->width + 1) * sizeof *x);
+    double *raw = malloc((n * (uint64_t)b->n + 1) * sizeof *raw);
+    uint8_t *y = malloc(n + 1);
+    int64_t *row = malloc((n + 1) * sizeof *row);
+    kiln_status st = x && raw && y && row ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "the %s split", group);
+    for (uint64_t i = 0; st == KILN_OK && i < rows; i++) {
+        if (!b->keep[i] || b->train[i] != train) continue;
+        for (int j = 0; j < w->width; j++) x[at * (uint64_t)w->width + j] = (float)w->xt[i * (uint64_t)w->width + j];
+        memcpy(raw + at * (uint64_t)b->n, b->raw + i * (uint64_t)b->n, (size_t)b->n * sizeof *raw);
+        y[at] = b->y[i], row[at] = (int64_t)i;
+        at++;
+    }
+    char name[64];
+    uint64_t xs[2] = {n, (uint64_t)w->width}, rs[2] = {n, (uint64_t)b->n}, ys[1] = {n};
+#define W(path, ft, mt, nd, shape, data)                                                   \
+    if (st == KILN_OK) {                                                                   \
+        snprintf(name, sizeof name, "%s/%s", group, path);                                 \
+        st = kiln_h5_write_dataset(file, name, ft, mt, nd, shape, data);                   \
+    }
+    W("x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xs, x);
+    W("y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, ys, y);
+    W("raw", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, rs, raw);
+    W("row", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, ys, row);
+#undef W
+    free(x), free(raw), free(y), free(row);
+    return st;
+}
+
+/* Statistics of raw feature j over the training split. */
+static kiln_status write_stats(hid_t file, const build *b, int j)
+{
+    uint64_t count = 0, missing = 0;
+    long double s = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    for (uint64_t i = 0; i < b->spine.rows; i++) {
+        if (!b->keep[i] || !b->train[i]) continue;
+        double v = b->raw[i * (uint64_t)b->n + j];
+        if (isnan(v)) {
+            missing++;
+            continue;
+        }
+        count++, s += v, lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    double mean = count ? (double)(s / count) : NAN;
+    long double q = 0;
+    for (uint64_t i = 0; i < b->spine.rows; i++) {
+        double v = b->raw[i * (uint64_t)b->n + j];
+        if (b->keep[i] && b->train[i] && !isnan(v)) q += ((long double)v - mean) * ((long double)v - mean);
+    }
+    double stats[6] = {(double)count, count + missing ? (double)missing / (double)(count + missing) : NAN, mean,
+                       count > 1 ? (double)sqrtl(q / (count - 1)) : NAN, count ? lo : NAN, count ? hi : NAN};
+    char name[KILN_CFG_MAP_KEY_MAX + 8];
+    snprintf(name, sizeof name, "stats/%s", b->f[j].name);
+    uint64_t shape[1] = {6};
+    KILN_CHECK(kiln_h5_write_dataset(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, shape, stats));
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    KILN_H5_CHECK(d, KILN_ERR_HDF5, "reopening %s", name);
+    kiln_status st = kiln_h5_write_attr_str(d, "fields", "count missing_share mean std min max");
+    H5Dclose(d);
+    return st;
+}
+
+static kiln_status fill_file(hid_t file, void *ctx)
+{
+    writer *w = ctx;
+    build *b = w->b;
+    KILN_CHECK(write_split(file, w, 1, "train"));
+    KILN_CHECK(write_split(file, w, 0, "valid"));
+    const char **names = malloc((size_t)w->width * sizeof *names);
+    const char **spec = malloc((size_t)b->n * sizeof *spec);
+    kiln_status st = names && spec ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "names");
+    for (int j = 0; st == KILN_OK && j < w->width; j++) names[j] = w->names[j];
+    for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->c->features.define.items[j].value;
+    if (st == KILN_OK) st = write_strings(file, "features/names", names, (uint64_t)w->width);
+    if (st == KILN_OK) st = write_strings(file, "features/spec", spec, (uint64_t)b->n);
+    free(names), free(spec);
+    for (int j = 0; st == KILN_OK && j < b->n; j++) st = write_stats(file, b, j);
+    uint64_t fs[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};
+    if (st == KILN_OK)
+        st = kiln_h5_write_dataset(file, "features/transform_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, fs, w->fit_a);
+    if (st == KILN_OK)
+        st = kiln_h5_write_dataset(file, "features/transform_b", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, fs, w->fit_b);
+    KILN_CHECK(st);
+    KILN_CHECK(kiln_h5_write_attr_str(file, "tables", b->c->features.tables));
+    KILN_CHECK(kiln_h5_write_attr_u64(file, "tables_crc32", w->tables_crc));
+    KILN_CHECK(kiln_h5_write_attr_str(file, "config", b->config_yaml ? b->config_yaml : ""));
+    KILN_CHECK(kiln_h5_write_attr_u64(file, "rows", b->n_train + b->n_valid));
+    return kiln_h5_write_attr_str(file, "valid_from", b->c->features.valid_from);
+}
+
+/* ---- the build ---- */
+
+static kiln_status split(build *b)
+{
+    int64_t from = INT64_MAX;
+    if (b->c->features.valid_from[0]) {
+        if (!kiln_parse_iso8601(b->c->features.valid_from, &from))
+            return KILN_ERROR(KILN_ERR_CONFIG, "valid_from '%s': expected an ISO 8601 time (2013-11-01 or "
+                              "2013-11-01T00:00:00Z)", b->c->features.valid_from);
+    }
+    for (uint64_t i = 0; i < b->spine.rows; i++) {
+        b->train[i] = b->spine.time[i] != INT64_MIN && b->spine.time[i] < from;
+        if (!b->keep[i]) continue;
+        if (b->spine.time[i] == INT64_MIN) b->keep[i] = 0;
+        else if (b->train[i]) b->n_train++;
+        else b->n_valid++;
+    }
+    if (!b->n_train)
+        return KILN_ERROR(KILN_ERR_CONFIG, "valid_from '%s' leaves no spine row with a label before it to train on",
+                          b->c->features.valid_from);
+    return KILN_OK;
+}
+
+static kiln_status run(build *b)
+{
+    const kiln_features_config *c = b->c;
+    double t0 = kiln_time_s();
+    KILN_CHECK(parse_features(b));
+    KILN_CHECK(kiln_feat_column_read(c->features.tables, c->features.table, c->features.time, &b->time));
+    if (strcmp(b->time.type, "timestamp"))
+        return KILN_ERROR(KILN_ERR_CONFIG, "spine.time: %s/%s is %s, not a timestamp", c->features.table,
+                          c->features.time, b->time.type);
+    b->spine = (feat_spine){b->time.rows, b->time.t};
+    uint64_t rows = b->spine.rows, n = (uint64_t)b->n;
+    b->raw = malloc((rows * n + 1) * sizeof *b->raw);
+    b->y = malloc(rows + 1), b->keep = malloc(rows + 1), b->train = malloc(rows + 1);
+    double *col = malloc((rows + 1) * sizeof *col);
+    kiln_status st = b->raw && b->y && b->keep && b->train && col ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "features");
+    if (st == KILN_OK) st = kiln_feat_dict_new(&b->dict);
+    if (st == KILN_OK) st = label(b);
+    if (st == KILN_OK) st = split(b);
+    for (int j = 0; st == KILN_OK && j < b->n; j++) {
+        double t1 = kiln_time_s();
+        st = compute_one(b, &b->f[j], col);
+        for (uint64_t i = 0; st == KILN_OK && i < rows; i++) b->raw[i * n + (uint64_t)j] = col[i];
+        if (st == KILN_OK) kiln_info("features: %s in %.3f s", b->f[j].name, kiln_time_s() - t1);
+    }
+    /* transforms, fitted on train, into the matrix */
+    writer w = {.b = b};
+    for (int j = 0; j < b->n; j++) w.width += kiln_feat_width(&b->f[j]);
+    w.names = calloc((size_t)w.width, sizeof *w.names);
+    w.xt = malloc((rows * (uint64_t)w.width + 1) * sizeof *w.xt);
+    w.fit_a = calloc(n * FEAT_MAX_TRANSFORMS + 1, sizeof *w.fit_a);
+    w.fit_b = calloc(n * FEAT_MAX_TRANSFORMS + 1, sizeof *w.fit_b);
+    double *ind = malloc((rows + 1) * sizeof *ind);
+    uint8_t *fit_rows = malloc(rows + 1);
+    if (st == KILN_OK && (!w.names || !w.xt || !ind || !fit_rows || !w.fit_a || !w.fit_b))
+        st = KILN_ERROR(KILN_ERR_NOMEM, "the matrix");
+    for (uint64_t i = 0; st == KILN_OK && i < rows; i++) fit_rows[i] = b->keep[i] && b->train[i];
+    for (int j = 0, at = 0; st == KILN_OK && j < b->n; j++) {
+        for (uint64_t i = 0; i < rows; i++) col[i] = b->raw[i * n + (uint64_t)j];
+        feat_fitted fit = {0};
+        int wide = kiln_feat_width(&b->f[j]);
+        kiln_feat_transform(&b->f[j], col, rows, fit_rows, wide > 1 ? ind : NULL, &fit);
+        memcpy(w.fit_a + (size_t)j * FEAT_MAX_TRANSFORMS, fit.a, sizeof fit.a);
+        memcpy(w.fit_b + (size_t)j * FEAT_MAX_TRANSFORMS, fit.b, sizeof fit.b);
+        snprintf(w.names[at], sizeof w.names[at], "%s", b->f[j].name);
+        for (uint64_t i = 0; i < rows; i++) w.xt[i * (uint64_t)w.width + (uint64_t)at] = col[i];
+        if (wide > 1) {
+            snprintf(w.names[at + 1], sizeof w.names[at + 1], "%s_missing", b->f[j].name);
+            for (uint64_t i = 0; i < rows; i++) w.xt[i * (uint64_t)w.width + (uint64_t)at + 1] = ind[i];
+        }
+        at += wide;
+    }
+    uint64_t bytes;
+    if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &w.tables_crc, &bytes);
+    if (st == KILN_OK) st = kiln_h5_write_file_atomic(b->output, fill_file, &w);
+    if (st == KILN_OK)
+        printf("kiln features build: %" PRIu64 " train + %" PRIu64 " valid rows x %d columns (%d features) in %.2f s "
+               "-> %s\n", b->n_train, b->n_valid, w.width, b->n, kiln_time_s() - t0, b->output);
+    free(w.names), free(w.xt), free(w.fit_a), free(w.fit_b), free(ind), free(fit_rows), free(col);
+    return st;
+}
+
+kiln_status kiln_features_build(const kiln_features_config *c, const char *config_yaml, const char *output,
+                                kiln_comm *comm)
+{
+    build b = {.c = c, .output = output, .config_yaml = config_yaml};
+    kiln_status st = kiln_comm_rank(comm, KILN_AXIS_WORLD) == 0 ? run(&b) : KILN_OK;
+    free(b.f), free(b.raw), free(b.y), free(b.keep), free(b.train);
+    kiln_feat_column_free(&b.time);
+    kiln_feat_dict_free(b.dict);
+    return kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+}
