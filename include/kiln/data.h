@@ -3,6 +3,9 @@
  * Layouts written by `kiln data import`:
  *   classification (fashion-mnist):  /train/x uint8 [N,D], /train/y uint8 [N],
  *                                    /test/x, /test/y likewise; file attribute "num_classes".
+ *                                    x may be float32 instead (kiln features build writes
+ *                                    /train/x, /valid/x): used as it is, not scaled, and
+ *                                    refused when it holds a NaN or an infinity.
  *   text:                            /train/tokens uint8 [N], /val/tokens uint8 [M];
  *                                    file attribute "vocab_size" = 256.
  * Opening checks layout, dtype and shape and names the file and dataset in every error. */

@@ -19,7 +19,8 @@ struct kiln_dataset {
     uint64_t rows;
     int width;         /* CLASSIFY: D; LM: seq_len */
     int num_classes;
-    uint8_t *x;        /* CLASSIFY: (rows, D) */
+    uint8_t *x;        /* CLASSIFY: (rows, D) pixels, scaled to [0, 1] in batches */
+    float *xf;         /* CLASSIFY: (rows, D) features as they are (x float32 in the file) */
     int32_t *y;        /* CLASSIFY: (rows) */
     uint8_t *tokens;   /* LM: (rows * seq_len + 1) */
 };
@@ -106,7 +107,15 @@ static kiln_status load_classify(const h5_source *src, const char *split, kiln_d
     hid_t x, y;
     int nd;
     uint64_t xd[KILN_H5_MAX_DIMS], yd[KILN_H5_MAX_DIMS];
-    KILN_CHECK(kiln_h5_open_dataset(src->file, xname, H5T_NATIVE_UINT8, 2, any_nd, &x));
+    /* uint8 pixels, or float32 features (kiln features build) */
+    int is_float = 0;
+    if (kiln_h5_exists(src->file, xname)) {
+        hid_t d = H5Dopen2(src->file, xname, H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+        is_float = t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
+        if (t >= 0) H5Tclose(t);
+        if (d >= 0) H5Dclose(d);
+    }
+    KILN_CHECK(kiln_h5_open_dataset(src->file, xname, is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8, 2, any_nd, &x));
     kiln_status st = kiln_h5_dataset_shape(x, &nd, xd);
     if (st == KILN_OK && (xd[0] == 0 || xd[1] == 0 || xd[1] > INT32_MAX))
         st = shape_error(src, xname, "[N,D] with N, D > 0", xd, nd);
@@ -121,8 +130,15 @@ static kiln_status load_classify(const h5_source *src, const char *split, kiln_d
     ds->rows = xd[0];
     ds->width = (int)xd[1];
     if (st == KILN_OK) st = load_labels(src, yname, y, ds->rows, ds);
-    if (st == KILN_OK)
+    if (st == KILN_OK && is_float)
+        st = dset_read(x, H5T_NATIVE_FLOAT, ds->rows * xd[1], sizeof(float), (void **)&ds->xf);
+    else if (st == KILN_OK)
         st = dset_read(x, H5T_NATIVE_UINT8, ds->rows * xd[1], 1, (void **)&ds->x);
+    for (uint64_t i = 0; st == KILN_OK && ds->xf && i < ds->rows * xd[1]; i++)
+        if (!isfinite(ds->xf[i]))
+            st = KILN_ERROR(KILN_ERR_DATA, "dataset '%s' in '%s': row %" PRIu64 " holds a NaN or an infinity (fill "
+                            "missing values before training: kiln features' fill_mean or fill(V))", xname, src->path,
+                            i / xd[1]);
     H5Dclose(x);
     H5Dclose(y);
     return st;
@@ -181,7 +197,7 @@ kiln_status kiln_dataset_open(const char *path, const char *split, kiln_data_kin
 void kiln_dataset_free(kiln_dataset *ds)
 {
     if (!ds) return;
-    free(ds->x);
+    free(ds->x), free(ds->xf);
     free(ds->y);
     free(ds->tokens);
     free(ds);
@@ -198,6 +214,13 @@ static void gather_classify(const kiln_dataset *ds, const uint64_t *rows, int n,
     /* Shuffled rows are scattered over the whole dataset: ask for all their cache lines first,
      * so the misses overlap, instead of waiting on each row in turn (this runs on the prefetch
      * thread, and stalls there take a core from the step) */
+    if (ds->xf) {
+        for (int b = 0; b < n; b++) {
+            memcpy(out->x + (size_t)b * D, ds->xf + rows[b] * D, D * sizeof *out->x);
+            out->y[b] = ds->y[rows[b]];
+        }
+        return;
+    }
     for (int b = 0; b < n; b++) {
         const uint8_t *src = ds->x + rows[b] * D;
         for (size_t j = 0; j < D; j += 64) __builtin_prefetch(src + j);

@@ -8,6 +8,7 @@
 #include "kiln/runtime.h"
 #include <ftw.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -443,7 +444,8 @@ static void test_open_errors(void)
                KILN_ERR_DATA, "dataset file '", "absent.h5': No such file or directory");
     CHECK(ds == NULL, "no dataset on failure");
 
-    float xf[12] = {0};
+    float xf[12];
+    for (int i = 0; i < 12; i++) xf[i] = 0.5f * (float)i - 1.0f; /* negative and above 1: not pixels */
     uint8_t x8[4 * 28 * 28] = {0}, y8[5] = {0, 1, 2, 3, 4};
     hsize_t d2[2] = {4, 3}, d3[3] = {4, 28, 28}, d1_4[1] = {4}, d1_5[1] = {5};
 
@@ -452,10 +454,38 @@ static void test_open_errors(void)
     h5_put(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf);
     h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
     H5Fclose(f);
-    FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
-               "'/train/x'", "float.h5", "expected uint8 [N,N], found float32 [4,3]");
+    /* float32 rows (kiln features build) open as they are */
+    CHECK_OK(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds));
+    CHECK(kiln_dataset_rows(ds) == 4 && kiln_dataset_width(ds) == 3, "float32 rows: %d wide",
+          kiln_dataset_width(ds));
+    kiln_batch fb = {0};
+    float fx[3 * 2];
+    int32_t fy[2];
+    fb.x = fx, fb.y = fy;
+    uint64_t pick[2] = {3, 0};
+    CHECK_OK(kiln_dataset_gather(ds, pick, 2, &fb));
+    CHECK(fx[0] == xf[9] && fx[2] == xf[11] && fx[3] == xf[0] && fy[0] == 3 && fy[1] == 0,
+          "float32 rows gathered as they are, unscaled: %g %g %g", fx[0], fx[2], fx[3]);
+    kiln_dataset_free(ds);
+    ds = NULL;
     FAILS_WITH(kiln_dataset_open(p, "test", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
                "no dataset '/test/x' in '", "float.h5' (expected uint8 [N,N])");
+    double xd[12] = {0};
+    p = tmp_path("double.h5");
+    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    h5_put(f, "/train/x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d2, xd);
+    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
+    H5Fclose(f);
+    FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
+               "'/train/x'", "double.h5", "expected uint8 [N,N], found float64 [4,3]");
+    xf[7] = NAN;
+    p = tmp_path("nan.h5");
+    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    h5_put(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf);
+    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
+    H5Fclose(f);
+    FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA, "nan.h5",
+               "row 2 holds a NaN");
 
     p = tmp_path("rank3.h5");
     f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
