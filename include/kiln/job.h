@@ -82,7 +82,7 @@ typedef struct kiln_job_kind {
     int n_tools;
     /* A kind made of commands, each a kind of its own (`kiln index build` is the kind whose
      * command is "build"): `kiln NAME COMMAND ...` runs it; the parent has only name, summary,
-     * usage and these. The commands share one config schema (`kiln NAME --help-config` lists it). */
+     * usage, these and tools. The commands share one config schema (`kiln NAME --help-config` lists it). */
     const struct kiln_job_kind *const *commands;
     int n_commands;
     const char *command;        /* a command's own word ("build"); NULL for a top-level kind */

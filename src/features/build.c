@@ -8,6 +8,7 @@
  *   /valid/...                 the same for the validation split
  *   /features/names            [F] the column names of x (NAME, NAME_missing)
  *   /features/spec             [K] each feature's line as written
+ *   /features/raw_names        [K] the features' names: the columns of raw
  *   /features/transform_a, /features/transform_b  float64 [K, 8]: what each transform learned
  *                              (row j, column t: feature j's t-th transform; fill: a = the value;
  *                              standardize: a = mean, b = std; minmax: a = min, b = max; clip: lo, hi)
@@ -240,6 +241,8 @@ static kiln_status fill_file(hid_t file, void *ctx)
     for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->c->features.define.items[j].value;
     if (st == KILN_OK) st = write_strings(file, "features/names", names, (uint64_t)w->width);
     if (st == KILN_OK) st = write_strings(file, "features/spec", spec, (uint64_t)b->n);
+    for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->f[j].name;
+    if (st == KILN_OK) st = write_strings(file, "features/raw_names", spec, (uint64_t)b->n);
     free(names), free(spec);
     for (int j = 0; st == KILN_OK && j < b->n; j++) st = write_stats(file, b, j);
     uint64_t fs[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};

@@ -4,6 +4,7 @@
  *   compute.c    the features of the spine rows: windows, as-of joins, lookups, time parts
  *   transform.c  transforms fitted on the training split, applied to both
  *   build.c      `kiln features build`: the spine, the features, the split, the file
+ *   diff.c       `kiln features diff A B`: drift per feature (PSI, mean, missing share)
  *   features_job.c  the job-table entry */
 #ifndef KILN_FEATURES_INTERNAL_H
 #define KILN_FEATURES_INTERNAL_H
@@ -101,5 +102,8 @@ void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t 
                          feat_fitted *fit);
 /* Columns f adds to the matrix: 1, or 2 with an indicator. */
 int kiln_feat_width(const feature *f);
+
+/* `kiln features diff A.h5 B.h5 ...` (argv[0] is "diff"): the exit code. */
+int kiln_features_diff_main(int argc, char **argv);
 
 #endif

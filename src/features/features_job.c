@@ -27,8 +27,9 @@ static const char build_usage[] =
     "  kiln features build configs/flights-features.yaml --output data/flights-features.h5\n";
 
 static const char features_usage[] =
-    "usage: kiln features build ...   (kiln features build --help)\n\n"
-    "  build    a training set from event tables, correct in time, with fitted transforms\n\n"
+    "usage: kiln features build|diff ...   (kiln features COMMAND --help for each)\n\n"
+    "  build    a training set from event tables, correct in time, with fitted transforms\n"
+    "  diff     drift between two builds, per feature (PSI); exit 3 above a threshold\n\n"
     "docs/features.md is the guide.\n";
 
 static kiln_status validate(void *config, kiln_job_resources *res)
@@ -62,11 +63,14 @@ static const kiln_job_kind build_job = {
     .command = "build"};
 
 static const kiln_job_kind *const feature_commands[] = {&build_job};
+static const kiln_job_tool feature_tools[] = {{"diff", kiln_features_diff_main}};
 
 const kiln_job_kind kiln_features_job = {
     .name = "features",
-    .summary = "training sets from event tables: build",
+    .summary = "training sets from event tables: build, diff",
     .usage = features_usage,
     .commands = feature_commands,
     .n_commands = 1,
+    .tools = feature_tools,
+    .n_tools = 1,
 };

@@ -152,6 +152,8 @@ static int run_command(const kiln_job_kind *k, int argc, char **argv)
 {
     for (int c = 0; argc > 1 && c < k->n_commands; c++)
         if (!strcmp(argv[1], k->commands[c]->command)) return kiln_job_main(k->commands[c], argc - 1, argv + 1);
+    for (int t = 0; argc > 1 && t < k->n_tools; t++) /* `kiln features diff A B`: no MPI, no config */
+        if (!strcmp(argv[1], k->tools[t].name)) return k->tools[t].main(argc - 1, argv + 1);
     /* the commands of a kind share one config schema: any of them lists it */
     if (argc > 1 && !strcmp(argv[1], "--help-config")) return kiln_job_main(k->commands[0], argc, argv);
     int help = argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
