@@ -16,6 +16,7 @@
  * Attributes: tables (path), tables_crc32, config (the spec), rows, valid_from.
  * One process computes (world rank 0); the others wait. */
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "kiln/fs.h"
 #include "kiln/h5util.h"
 #include "kiln/log.h"
+#include "kiln/registry.h"
 #include "kiln/runtime.h"
 #include "features_internal.h"
 
@@ -194,29 +196,33 @@ static kiln_status write_split(hid_t file, writer *w, int train, const char *gro
     return st;
 }
 
-/* Statistics of raw feature j over the training split. */
-static kiln_status write_stats(hid_t file, const build *b, int j)
+/* Statistics of raw feature j over the training split: count, missing share, mean, std (sample),
+ * min, max (NaN where there are no values). */
+static void feature_stats(const build *b, int j, double out[6])
 {
     uint64_t count = 0, missing = 0;
-    long double s = 0;
+    long double s = 0, q = 0;
     double lo = INFINITY, hi = -INFINITY;
     for (uint64_t i = 0; i < b->spine.rows; i++) {
         if (!b->keep[i] || !b->train[i]) continue;
-        double v = b->raw[i * (uint64_t)b->n + j];
-        if (isnan(v)) {
-            missing++;
-            continue;
-        }
-        count++, s += v, lo = fmin(lo, v), hi = fmax(hi, v);
+        double v = b->raw[i * (uint64_t)b->n + (uint64_t)j];
+        if (isnan(v)) missing++;
+        else count++, s += v, lo = fmin(lo, v), hi = fmax(hi, v);
     }
     double mean = count ? (double)(s / count) : NAN;
-    long double q = 0;
     for (uint64_t i = 0; i < b->spine.rows; i++) {
-        double v = b->raw[i * (uint64_t)b->n + j];
+        double v = b->raw[i * (uint64_t)b->n + (uint64_t)j];
         if (b->keep[i] && b->train[i] && !isnan(v)) q += ((long double)v - mean) * ((long double)v - mean);
     }
-    double stats[6] = {(double)count, count + missing ? (double)missing / (double)(count + missing) : NAN, mean,
-                       count > 1 ? (double)sqrtl(q / (count - 1)) : NAN, count ? lo : NAN, count ? hi : NAN};
+    out[0] = (double)count, out[1] = count + missing ? (double)missing / (double)(count + missing) : NAN;
+    out[2] = mean, out[3] = count > 1 ? (double)sqrtl(q / (count - 1)) : NAN;
+    out[4] = count ? lo : NAN, out[5] = count ? hi : NAN;
+}
+
+static kiln_status write_stats(hid_t file, const build *b, int j)
+{
+    double stats[6];
+    feature_stats(b, j, stats);
     char name[KILN_CFG_MAP_KEY_MAX + 8];
     snprintf(name, sizeof name, "stats/%s", b->f[j].name);
     uint64_t shape[1] = {6};
@@ -256,6 +262,52 @@ static kiln_status fill_file(hid_t file, void *ctx)
     KILN_CHECK(kiln_h5_write_attr_str(file, "config", b->config_yaml ? b->config_yaml : ""));
     KILN_CHECK(kiln_h5_write_attr_u64(file, "rows", b->n_train + b->n_valid));
     return kiln_h5_write_attr_str(file, "valid_from", b->c->features.valid_from);
+}
+
+/* ---- the registry: a version of kind features ---- */
+
+/* Per feature: its training statistics as metrics (NAME.mean ...; JSON has no NaN: absent). */
+static json_t *stat_metrics(const build *b)
+{
+    json_t *m = json_pack("{s:I, s:I, s:i}", "train_rows", (json_int_t)b->n_train, "valid_rows",
+                          (json_int_t)b->n_valid, "features", b->n);
+    static const char *const field[6] = {"count", "missing_share", "mean", "std", "min", "max"};
+    for (int j = 0; m && j < b->n; j++) {
+        double st[6];
+        feature_stats(b, j, st);
+        for (int k = 0; k < 6; k++) {
+            char key[KILN_CFG_MAP_KEY_MAX + 32];
+            snprintf(key, sizeof key, "%s.%s", b->f[j].name, field[k]);
+            if (isfinite(st[k])) json_object_set_new(m, key, json_real(st[k]));
+        }
+    }
+    return m;
+}
+
+static kiln_status register_features(const build *b, uint32_t tables_crc)
+{
+    const kiln_registry_config *r = &b->c->registry;
+    json_t *params = json_object();
+    for (int j = 0; params && j < b->n; j++)
+        json_object_set_new(params, b->c->features.define.items[j].key, json_string(b->c->features.define.items[j].value));
+    char crc[16];
+    snprintf(crc, sizeof crc, "%08x", tables_crc);
+    json_t *fields = json_pack("{s:o, s:o, s:{s:s, s:s, s:s, s:s}}", "metrics", stat_metrics(b), "params", params,
+                               "lineage", "tables", b->c->features.tables, "tables_crc32", crc, "spine",
+                               b->c->features.table, "valid_from", b->c->features.valid_from);
+    char *text = fields ? json_dumps(fields, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(fields);
+    KILN_CHECK_ALLOC(text);
+    kiln_registry_artifact a = {b->output, "features.h5", "features", 0};
+    int64_t version = 0;
+    const char *root = kiln_registry_root(r->path);
+    kiln_status st = kiln_registry_register(root, r->name, &a, 1, text, &version);
+    free(text);
+    if (st == KILN_OK && r->alias[0]) st = kiln_registry_set_alias(root, r->name, r->alias, version);
+    if (st == KILN_OK)
+        printf("registered: %s%s/%" PRId64 " (features, %d features, %" PRIu64 " + %" PRIu64 " rows)\n",
+               KILN_REGISTRY_URI_PREFIX, r->name, version, b->n, b->n_train, b->n_valid);
+    return st;
 }
 
 /* ---- the build ---- */
@@ -338,6 +390,7 @@ static kiln_status run(build *b)
     if (st == KILN_OK)
         printf("kiln features build: %" PRIu64 " train + %" PRIu64 " valid rows x %d columns (%d features) in %.2f s "
                "-> %s\n", b->n_train, b->n_valid, w.width, b->n, kiln_time_s() - t0, b->output);
+    if (st == KILN_OK && c->registry.name[0]) st = register_features(b, w.tables_crc);
     free(w.names), free(w.xt), free(w.fit_a), free(w.fit_b), free(ind), free(fit_rows), free(col);
     return st;
 }

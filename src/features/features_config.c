@@ -32,6 +32,7 @@ static const kiln_cfg_part feature_parts[] = {
     PART(feature_section, features),
     PART(kiln_placement_section, placement),
     PART(kiln_registry_section, registry),
+    PART(kiln_registry_publish_section, registry),
 };
 
 const kiln_cfg_schema kiln_features_schema = {"features", NULL, 0, feature_parts,

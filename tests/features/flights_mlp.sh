@@ -13,9 +13,29 @@ for t in flights weather planes; do
   $K data import csv "$nyc/$t.csv" flights.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
 done
 sed 's|^tables: .*|tables: flights.h5|' "$KILN_SRC/configs/flights-features.yaml" >features.yaml
-$K features build features.yaml --output features.h5 >/dev/null 2>b.err || fail "features: $(tail -3 b.err)"
-$K train "$KILN_SRC/configs/flights-mlp.yaml" --set data.path=features.h5 --set train.out_dir=run >train.out 2>train.err ||
-  fail "train: $(tail -3 train.err)"
+reg=(--set registry.path="$WORK/reg")
+$K features build features.yaml --output features.h5 "${reg[@]}" --set registry.name=flights-features \
+  --set registry.alias=candidate >/dev/null 2>b.err || fail "features: $(tail -3 b.err)"
+$K train "$KILN_SRC/configs/flights-mlp.yaml" --set data.path=features.h5 --set train.out_dir=run "${reg[@]}" \
+  --set registry.name=flights-mlp >train.out 2>train.err || fail "train: $(tail -3 train.err)"
+$K registry --registry "$WORK/reg" show flights-features@candidate >features.json 2>&1 || fail "show features"
+$K registry --registry "$WORK/reg" show flights-mlp >model.json 2>&1 || fail "show model"
+if out=$("$PY" - <<'PY'
+import json, math, h5py
+fv, mv = json.load(open("features.json")), json.load(open("model.json"))
+assert fv["kind"] == "features", fv["kind"]
+with h5py.File("features.h5", "r") as f:
+    names = [n.decode() for n in f["features/raw_names"][:]]
+    fields = ["count", "missing_share", "mean", "std", "min", "max"]
+    for n in names:
+        for k, v in zip(fields, f[f"stats/{n}"][:]):
+            got = fv["metrics"].get(f"{n}.{k}")
+            assert (math.isnan(v) and got is None) or abs(got - v) <= 1e-9 * max(1, abs(v)), (n, k, got, v)
+digest = fv["artifacts"][0]["sha256"]
+assert any(d["sha256"] == digest for d in mv["lineage"]["data"]), mv["lineage"]["data"]
+print(f"version of kind features with {len(names)} x 6 statistics as metrics; the model's lineage holds its sha256")
+PY
+); then pass "registry: $out"; else fail "registry: $out"; fi
 $K infer --model run --input features.h5 --set infer.dataset=valid/x --set infer.top_k=0 --output scores.h5 \
   >/dev/null 2>infer.err || fail "infer: $(tail -3 infer.err)"
 if out=$("$PY" - <<'PY'
