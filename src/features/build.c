@@ -14,6 +14,9 @@
  *                              standardize: a = mean, b = std; minmax: a = min, b = max; clip: lo, hi)
  *   /stats/NAME                per raw feature over train: count, missing, mean, std, min, max
  * Attributes: tables (path), tables_crc32, config (the spec), rows, valid_from.
+ * `kiln features apply SPEC --state BUILD.h5`: the same features of every spine row with a time
+ * (no label, no split), transformed with what BUILD's transforms learned: /rows/x, /rows/raw,
+ * /rows/row, as a build's rows would be.
  * One process computes (world rank 0); the others wait. */
 #include <inttypes.h>
 #include <jansson.h>
@@ -32,6 +35,9 @@
 typedef struct build {
     const kiln_features_config *c;
     const char *output, *config_yaml;
+    const char *state;                 /* apply: the build whose transforms are used (else NULL) */
+    char state_path[PATH_MAX];
+    double *given_a, *given_b;         /* apply: what they learned [K, FEAT_MAX_TRANSFORMS] */
     feature *f;
     int n;
     feat_dict *dict;
@@ -188,7 +194,7 @@ static kiln_status write_split(hid_t file, writer *w, int train, const char *gro
         st = kiln_h5_write_dataset(file, name, ft, mt, nd, shape, data);                   \
     }
     W("x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xs, x);
-    W("y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, ys, y);
+    if (!b->state) W("y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, ys, y);
     W("raw", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, rs, raw);
     W("row", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, ys, row);
 #undef W
@@ -238,8 +244,8 @@ static kiln_status fill_file(hid_t file, void *ctx)
 {
     writer *w = ctx;
     build *b = w->b;
-    KILN_CHECK(write_split(file, w, 1, "train"));
-    KILN_CHECK(write_split(file, w, 0, "valid"));
+    KILN_CHECK(write_split(file, w, 1, b->state ? "rows" : "train"));
+    if (!b->state) KILN_CHECK(write_split(file, w, 0, "valid"));
     const char **names = malloc((size_t)w->width * sizeof *names);
     const char **spec = malloc((size_t)b->n * sizeof *spec);
     kiln_status st = names && spec ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "names");
@@ -250,7 +256,7 @@ static kiln_status fill_file(hid_t file, void *ctx)
     for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->f[j].name;
     if (st == KILN_OK) st = write_strings(file, "features/raw_names", spec, (uint64_t)b->n);
     free(names), free(spec);
-    for (int j = 0; st == KILN_OK && j < b->n; j++) st = write_stats(file, b, j);
+    for (int j = 0; st == KILN_OK && !b->state && j < b->n; j++) st = write_stats(file, b, j);
     uint64_t fs[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};
     if (st == KILN_OK)
         st = kiln_h5_write_dataset(file, "features/transform_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, fs, w->fit_a);
@@ -261,6 +267,7 @@ static kiln_status fill_file(hid_t file, void *ctx)
     KILN_CHECK(kiln_h5_write_attr_u64(file, "tables_crc32", w->tables_crc));
     KILN_CHECK(kiln_h5_write_attr_str(file, "config", b->config_yaml ? b->config_yaml : ""));
     KILN_CHECK(kiln_h5_write_attr_u64(file, "rows", b->n_train + b->n_valid));
+    if (b->state) KILN_CHECK(kiln_h5_write_attr_str(file, "state", b->state_path));
     return kiln_h5_write_attr_str(file, "valid_from", b->c->features.valid_from);
 }
 
@@ -312,6 +319,76 @@ static kiln_status register_features(const build *b, uint32_t tables_crc)
 
 /* ---- the build ---- */
 
+/* apply: every spine row with a time, one group, no label. */
+static void apply_rows(build *b)
+{
+    for (uint64_t i = 0; i < b->spine.rows; i++) {
+        b->keep[i] = b->train[i] = b->spine.time[i] != INT64_MIN;
+        b->y[i] = 0;
+        b->n_train += b->keep[i];
+    }
+}
+
+/* apply: the state's features must be this spec's, line for line; then what they learned. */
+static kiln_status read_strings(hid_t f, const char *path, const char *name, int n, char ***out)
+{
+    hid_t d = kiln_h5_exists(f, name) ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (d < 0) return KILN_ERROR(KILN_ERR_DATA, "'%s' has no %s: not made by kiln features build", path, name);
+    int nd = 0;
+    uint64_t dims[KILN_H5_MAX_DIMS];
+    if (kiln_h5_dataset_shape(d, &nd, dims) != KILN_OK || nd != 1 || dims[0] != (uint64_t)n) {
+        H5Dclose(d);
+        kiln_error_clear();
+        return KILN_ERROR(KILN_ERR_CONFIG, "'%s' holds other features than this spec's %d (%s)", path, n, name);
+    }
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    *out = calloc((size_t)n, sizeof **out);
+    kiln_status st = *out ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "%s", name);
+    if (st == KILN_OK && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+        st = KILN_H5_ERROR(KILN_ERR_DATA, "reading %s of '%s'", name, path);
+    H5Tclose(type);
+    H5Dclose(d);
+    return st;
+}
+
+static kiln_status load_state(build *b)
+{
+    KILN_CHECK(kiln_registry_locate(kiln_registry_root(b->c->registry.path), b->state, b->state_path,
+                                    sizeof b->state_path, NULL));
+    hid_t f;
+    KILN_CHECK(kiln_h5_open_file(b->state_path, "--state", KILN_ERR_DATA, &f));
+    char **names = NULL, **lines = NULL;
+    kiln_status st = read_strings(f, b->state_path, "features/raw_names", b->n, &names);
+    if (st == KILN_OK) st = read_strings(f, b->state_path, "features/spec", b->n, &lines);
+    for (int j = 0; st == KILN_OK && j < b->n; j++)
+        if (!names[j] || !lines[j] || strcmp(names[j], b->f[j].name) || strcmp(lines[j], b->c->features.define.items[j].value))
+            st = KILN_ERROR(KILN_ERR_CONFIG, "--state '%s' was built with feature %d '%s: %s', this spec has '%s: %s': "
+                            "apply needs the spec the state was built with", b->state_path, j, names[j] ? names[j] : "",
+                            lines[j] ? lines[j] : "", b->f[j].name, b->c->features.define.items[j].value);
+    for (int j = 0; j < b->n; j++) {
+        if (names) free(names[j]);
+        if (lines) free(lines[j]);
+    }
+    free(names), free(lines);
+    uint64_t shape[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};
+    b->given_a = malloc((size_t)b->n * FEAT_MAX_TRANSFORMS * sizeof *b->given_a);
+    b->given_b = malloc((size_t)b->n * FEAT_MAX_TRANSFORMS * sizeof *b->given_b);
+    if (st == KILN_OK && (!b->given_a || !b->given_b)) st = KILN_ERROR(KILN_ERR_NOMEM, "the state");
+    const char *sets[2] = {"features/transform_a", "features/transform_b"};
+    double *into[2] = {b->given_a, b->given_b};
+    for (int i = 0; i < 2 && st == KILN_OK; i++) {
+        hid_t d;
+        st = kiln_h5_open_dataset(f, sets[i], H5T_NATIVE_DOUBLE, 2, shape, &d);
+        if (st == KILN_OK && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, into[i]) < 0)
+            st = KILN_H5_ERROR(KILN_ERR_DATA, "reading %s of '%s'", sets[i], b->state_path);
+        if (st == KILN_OK || d >= 0) H5Dclose(d);
+    }
+    H5Fclose(f);
+    return st;
+}
+
 static kiln_status split(build *b)
 {
     int64_t from = INT64_MAX;
@@ -349,8 +426,10 @@ static kiln_status run(build *b)
     double *col = malloc((rows + 1) * sizeof *col);
     kiln_status st = b->raw && b->y && b->keep && b->train && col ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "features");
     if (st == KILN_OK) st = kiln_feat_dict_new(&b->dict);
-    if (st == KILN_OK) st = label(b);
-    if (st == KILN_OK) st = split(b);
+    if (st == KILN_OK && b->state) st = load_state(b);
+    if (st == KILN_OK && b->state) apply_rows(b);
+    if (st == KILN_OK && !b->state) st = label(b);
+    if (st == KILN_OK && !b->state) st = split(b);
     for (int j = 0; st == KILN_OK && j < b->n; j++) {
         double t1 = kiln_time_s();
         st = compute_one(b, &b->f[j], col);
@@ -371,9 +450,13 @@ static kiln_status run(build *b)
     for (uint64_t i = 0; st == KILN_OK && i < rows; i++) fit_rows[i] = b->keep[i] && b->train[i];
     for (int j = 0, at = 0; st == KILN_OK && j < b->n; j++) {
         for (uint64_t i = 0; i < rows; i++) col[i] = b->raw[i * n + (uint64_t)j];
-        feat_fitted fit = {0};
+        feat_fitted fit = {0}, given;
+        if (b->state) {
+            memcpy(given.a, b->given_a + (size_t)j * FEAT_MAX_TRANSFORMS, sizeof given.a);
+            memcpy(given.b, b->given_b + (size_t)j * FEAT_MAX_TRANSFORMS, sizeof given.b);
+        }
         int wide = kiln_feat_width(&b->f[j]);
-        kiln_feat_transform(&b->f[j], col, rows, fit_rows, wide > 1 ? ind : NULL, &fit);
+        kiln_feat_transform(&b->f[j], col, rows, fit_rows, b->state ? &given : NULL, wide > 1 ? ind : NULL, &fit);
         memcpy(w.fit_a + (size_t)j * FEAT_MAX_TRANSFORMS, fit.a, sizeof fit.a);
         memcpy(w.fit_b + (size_t)j * FEAT_MAX_TRANSFORMS, fit.b, sizeof fit.b);
         snprintf(w.names[at], sizeof w.names[at], "%s", b->f[j].name);
@@ -387,20 +470,23 @@ static kiln_status run(build *b)
     uint64_t bytes;
     if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &w.tables_crc, &bytes);
     if (st == KILN_OK) st = kiln_h5_write_file_atomic(b->output, fill_file, &w);
-    if (st == KILN_OK)
+    if (st == KILN_OK && b->state)
+        printf("kiln features apply: %" PRIu64 " rows x %d columns (%d features) with the transforms of %s in %.2f s "
+               "-> %s\n", b->n_train, w.width, b->n, b->state_path, kiln_time_s() - t0, b->output);
+    else if (st == KILN_OK)
         printf("kiln features build: %" PRIu64 " train + %" PRIu64 " valid rows x %d columns (%d features) in %.2f s "
                "-> %s\n", b->n_train, b->n_valid, w.width, b->n, kiln_time_s() - t0, b->output);
-    if (st == KILN_OK && c->registry.name[0]) st = register_features(b, w.tables_crc);
+    if (st == KILN_OK && !b->state && c->registry.name[0]) st = register_features(b, w.tables_crc);
     free(w.names), free(w.xt), free(w.fit_a), free(w.fit_b), free(ind), free(fit_rows), free(col);
     return st;
 }
 
-kiln_status kiln_features_build(const kiln_features_config *c, const char *config_yaml, const char *output,
-                                kiln_comm *comm)
+kiln_status kiln_features_build(const kiln_features_config *c, const char *config_yaml, const char *state,
+                                const char *output, kiln_comm *comm)
 {
-    build b = {.c = c, .output = output, .config_yaml = config_yaml};
+    build b = {.c = c, .output = output, .config_yaml = config_yaml, .state = state && state[0] ? state : NULL};
     kiln_status st = kiln_comm_rank(comm, KILN_AXIS_WORLD) == 0 ? run(&b) : KILN_OK;
-    free(b.f), free(b.raw), free(b.y), free(b.keep), free(b.train);
+    free(b.f), free(b.raw), free(b.y), free(b.keep), free(b.train), free(b.given_a), free(b.given_b);
     kiln_feat_column_free(&b.time);
     kiln_feat_dict_free(b.dict);
     return kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);

@@ -96,10 +96,11 @@ typedef struct feat_fitted {
 } feat_fitted;
 
 /* f's transforms applied in order to the n values of x in place, each fitted on the rows whose
- * train[i] is 1 as they stand at that step; an indicator (1 where the value is NA at that step)
- * goes to ind (NULL when f has none). */
-void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train, double *ind,
-                         feat_fitted *fit);
+ * train[i] is 1 as they stand at that step, or, given what a build learned (kiln features
+ * apply), with that; an indicator (1 where the value is NA at that step) goes to ind (NULL when
+ * f has none). What was used goes to fit. */
+void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train, const feat_fitted *given,
+                         double *ind, feat_fitted *fit);
 /* Columns f adds to the matrix: 1, or 2 with an indicator. */
 int kiln_feat_width(const feature *f);
 

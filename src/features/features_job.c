@@ -27,8 +27,9 @@ static const char build_usage[] =
     "  kiln features build configs/flights-features.yaml --output data/flights-features.h5\n";
 
 static const char features_usage[] =
-    "usage: kiln features build|diff ...   (kiln features COMMAND --help for each)\n\n"
+    "usage: kiln features build|apply|diff ...   (kiln features COMMAND --help for each)\n\n"
     "  build    a training set from event tables, correct in time, with fitted transforms\n"
+    "  apply    the features of new rows, with a build's fitted transforms\n"
     "  diff     drift between two builds, per feature (PSI); exit 3 above a threshold\n\n"
     "docs/features.md is the guide.\n";
 
@@ -44,8 +45,14 @@ static kiln_status validate(void *config, kiln_job_resources *res)
 
 static kiln_status build_run(kiln_job *j)
 {
-    return kiln_features_build(kiln_job_config(j), kiln_job_config_yaml(j), kiln_job_option(j, "--output"),
+    return kiln_features_build(kiln_job_config(j), kiln_job_config_yaml(j), NULL, kiln_job_option(j, "--output"),
                                kiln_job_comm(j));
+}
+
+static kiln_status apply_run(kiln_job *j)
+{
+    return kiln_features_build(kiln_job_config(j), kiln_job_config_yaml(j), kiln_job_option(j, "--state"),
+                               kiln_job_option(j, "--output"), kiln_job_comm(j));
 }
 
 static const char *held_output(kiln_job *j, const char **what)
@@ -55,6 +62,7 @@ static const char *held_output(kiln_job *j, const char **what)
 }
 
 static const kiln_job_flag build_flags[] = {{"--output", NULL, NULL, 1}};
+static const kiln_job_flag apply_flags[] = {{"--state", NULL, NULL, 1}, {"--output", NULL, NULL, 1}};
 
 static const kiln_job_kind build_job = {
     .name = "features build", .summary = "build a training set", .usage = build_usage,
@@ -62,15 +70,31 @@ static const kiln_job_kind build_job = {
     .flags = build_flags, .n_flags = 1, .validate = validate, .output = held_output, .run = build_run,
     .command = "build"};
 
-static const kiln_job_kind *const feature_commands[] = {&build_job};
+static const char apply_usage[] =
+    "usage: kiln features apply SPEC.yaml --state BUILD.h5|registry:NAME@ALIAS --output ROWS.h5\n\n"
+    "The features of new rows (SPEC's tables hold them), transformed with what BUILD's transforms\n"
+    "learned from its training split, exactly as at training time: ROWS.h5 holds /rows/x float32,\n"
+    "/rows/raw float64 and /rows/row for every spine row with a time (no label is needed). SPEC's\n"
+    "features must be BUILD's, line for line.\n\n"
+    "example:\n"
+    "  kiln features apply configs/flights-features.yaml --set tables=data/tonight.h5 \\\n"
+    "      --state registry:flights-features@production --output tonight-rows.h5\n";
+
+static const kiln_job_kind apply_job = {
+    .name = "features apply", .summary = "features of new rows with a build's transforms", .usage = apply_usage,
+    .schema = &kiln_features_schema, .config_size = sizeof(kiln_features_config), .config_positional = 1,
+    .flags = apply_flags, .n_flags = 2, .validate = validate, .output = held_output, .run = apply_run,
+    .command = "apply"};
+
+static const kiln_job_kind *const feature_commands[] = {&build_job, &apply_job};
 static const kiln_job_tool feature_tools[] = {{"diff", kiln_features_diff_main}};
 
 const kiln_job_kind kiln_features_job = {
     .name = "features",
-    .summary = "training sets from event tables: build, diff",
+    .summary = "training sets from event tables: build, apply, diff",
     .usage = features_usage,
     .commands = feature_commands,
-    .n_commands = 1,
+    .n_commands = 2,
     .tools = feature_tools,
     .n_tools = 1,
 };

@@ -35,8 +35,8 @@ static void range(const double *x, uint64_t n, const uint8_t *train, double *lo,
     if (*lo > *hi) *lo = *hi = 0.0;
 }
 
-void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train, double *ind,
-                         feat_fitted *fit)
+void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train, const feat_fitted *given,
+                         double *ind, feat_fitted *fit)
 {
     for (int t = 0; t < f->n_tr; t++) {
         const feat_transform *tr = &f->tr[t];
@@ -44,7 +44,8 @@ void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t 
         switch (tr->kind) {
         case TR_FILL_MEAN:
         case TR_FILL:
-            if (tr->kind == TR_FILL_MEAN) moments(x, n, train, &a, &b);
+            if (tr->kind == TR_FILL_MEAN && given) a = given->a[t], b = given->b[t];
+            else if (tr->kind == TR_FILL_MEAN) moments(x, n, train, &a, &b);
             for (uint64_t i = 0; i < n; i++)
                 if (isnan(x[i])) x[i] = a;
             break;
@@ -52,11 +53,13 @@ void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t 
             for (uint64_t i = 0; ind && i < n; i++) ind[i] = isnan(x[i]) ? 1.0 : 0.0;
             break;
         case TR_STANDARDIZE:
-            moments(x, n, train, &a, &b);
+            if (given) a = given->a[t], b = given->b[t];
+            else moments(x, n, train, &a, &b);
             for (uint64_t i = 0; i < n; i++) x[i] = b > 0 ? (x[i] - a) / b : x[i] - a;
             break;
         case TR_MINMAX:
-            range(x, n, train, &a, &b);
+            if (given) a = given->a[t], b = given->b[t];
+            else range(x, n, train, &a, &b);
             for (uint64_t i = 0; i < n; i++) x[i] = b > a ? (x[i] - a) / (b - a) : x[i] - a;
             break;
         case TR_LOG1P:
