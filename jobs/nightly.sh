@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The nightly retrain-and-score pipeline: submits one chain of Slurm jobs and returns.
 #
-#   refresh ─▶ train ─▶ eval candidate ─┐
+#   refresh ─▶ [features ─▶ drift] ─▶ train ─▶ eval candidate ─┐
 #      │       (warm start from          ├─▶ promote ─▶ score
 #      └─────▶ eval production ─────────┘   (only if    (with whatever
 #                                            better)     production is then)
@@ -36,6 +36,15 @@
 #                            eval stores (default 0.95); otherwise the eval job fails, the index
 #                            stays where it was
 #   --index-set key=value    kiln index overrides (repeatable), e.g. index.kind=hnsw
+#   --features SPEC.yaml     start by rebuilding the features (kiln features build SPEC; docs/features.md)
+#                            into RUN_DIR/features.h5, registered as --features-name (default
+#                            MODEL-features) with the candidate alias; the chain trains and
+#                            evaluates on it (--data is not read). When that name has a production
+#                            version, a drift job compares tonight's features with it first
+#                            (kiln features diff): above --drift-threshold (default 0.2) it fails
+#                            and the chain stops before training. When the model is promoted, the
+#                            feature set's alias moves with it.
+#   --features-set key=value kiln features overrides (repeatable), e.g. tables=data/tonight.h5
 #   --alias A                the alias to move (default production)
 #   --candidate-alias A      the alias the retrained version gets (default staging)
 #   --registry DIR           the registry (default $KILN_REGISTRY, else ./registry)
@@ -56,6 +65,7 @@ model="" config="" data="" import="" split="" metric=loss min_delta=0 score_in="
 alias=production cand_alias=staging run="" sbatch_args="" after=""
 index="" index_in="" index_q="" index_ds=x index_qds=x index_embed=gelu0 index_recall=0.95
 sets=() score_sets=() index_sets=()
+features="" features_name="" drift_threshold=0.2 features_sets=()
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "$1 needs a value (see the top of $0)"
   case "$1" in
@@ -84,13 +94,19 @@ while [ $# -gt 0 ]; do
     --index-embed) index_embed=$2 ;;
     --index-recall) index_recall=$2 ;;
     --index-set) index_sets+=(--set "$2") ;;
+    --features) features=$2 ;;
+    --features-name) features_name=$2 ;;
+    --drift-threshold) drift_threshold=$2 ;;
+    --features-set) features_sets+=(--set "$2") ;;
     *) die "unknown option '$1' (see the top of $0)" ;;
   esac
   shift 2
 done
-[ -n "$model" ] && [ -n "$config" ] && [ -n "$data" ] || die "--model, --config and --data are required"
+[ -n "$model" ] && [ -n "$config" ] || die "--model and --config are required"
+[ -n "$data" ] || [ -n "$features" ] || die "--data (or --features) is required"
 [ -f "$config" ] || die "config '$config' does not exist"
-[ -n "$import" ] || [ -f "$data" ] || die "data '$data' does not exist (and no --import to make it)"
+[ -z "$features" ] || [ -f "$features" ] || die "feature spec '$features' does not exist"
+[ -n "$features" ] || [ -n "$import" ] || [ -f "$data" ] || die "data '$data' does not exist (and no --import to make it)"
 [ -n "$score_in" ] && [ -z "$score_out" ] && die "--score-input needs --score-output"
 [ -z "$score_in" ] && [ -n "$score_out" ] && die "--score-output needs --score-input"
 [ -z "$index" ] || { [ -n "$index_in" ] && [ -n "$index_q" ]; } || die "--index needs --index-input and --index-queries"
@@ -98,7 +114,9 @@ done
 [ -z "$score_in" ] || "$KILN" infer --help >/dev/null 2>&1 || die "'$KILN' has no infer command to score with"
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-config=$(abs "$config") data=$(abs "$data")
+config=$(abs "$config")
+[ -z "$data" ] || data=$(abs "$data")
+[ -z "$features" ] || features=$(abs "$features")
 [ -z "$score_in" ] || { score_in=$(abs "$score_in"); score_out=$(abs "$score_out"); }
 [ -z "$index" ] || { index_in=$(abs "$index_in"); index_q=$(abs "$index_q"); }
 [ -z "${KILN_REGISTRY:-}" ] || KILN_REGISTRY=$(abs "$KILN_REGISTRY")
@@ -124,6 +142,22 @@ refresh=""
 [ -z "$import" ] || refresh=$(submit refresh "$after" "$jobs/data.sbatch" import $import "$data")
 ready=${refresh:-$after} # the data is there once this job succeeded (none: it is there now)
 
+# the features, rebuilt; with a production feature set, a drift check before anything trains
+features_job="" drift_job="" follow=()
+if [ -n "$features" ]; then
+  features_name=${features_name:-$model-features}
+  data=$run/features.h5
+  features_job=$(submit features "$ready" "$jobs/features.sbatch" build "$features" --output "$data" \
+    --set registry.name="$features_name" --set registry.alias="$cand_alias" "${features_sets[@]}")
+  ready=$features_job
+  if "$KILN" registry show "$features_name@$alias" >/dev/null 2>&1; then
+    drift_job=$(submit drift "$features_job" "$jobs/features.sbatch" diff "registry:$features_name@$alias" "$data" \
+      --threshold "$drift_threshold" --json "$run/drift.json")
+    ready=$drift_job
+  fi
+  follow=(--follow "$features_name@$cand_alias")
+fi
+
 train_sets=(--set data.path="$data" --set train.out_dir="$run/train" --set registry.name="$model"
   --set registry.alias="$cand_alias")
 [ "$have_prod" = 0 ] || train_sets+=(--set train.init_from="registry:$model@$alias")
@@ -142,7 +176,7 @@ if [ "$have_prod" = 1 ]; then
 fi
 
 promote=$(submit promote "$evals" "$jobs/promote.sbatch" "$model" "$run/eval-candidate.json" "$prod_json" \
-  --alias "$alias" --metric "$metric" --min-delta "$min_delta" --decision "$run/promote.json")
+  --alias "$alias" --metric "$metric" --min-delta "$min_delta" --decision "$run/promote.json" "${follow[@]}")
 
 score=""
 [ -z "$score_in" ] || score=$(submit score "$promote" "$jobs/infer.sbatch" --model "registry:$model@$alias" \
@@ -168,6 +202,8 @@ fi
 
 {
   echo "refresh $refresh"
+  echo "features $features_job"
+  echo "drift $drift_job"
   echo "train $train"
   echo "eval-candidate $eval_cand"
   echo "eval-production $eval_prod"

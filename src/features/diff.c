@@ -13,6 +13,7 @@
 #include <string.h>
 #include "kiln/fs.h"
 #include "kiln/h5util.h"
+#include "kiln/registry.h"
 #include "kiln/runtime.h"
 #include "features_internal.h"
 
@@ -20,7 +21,7 @@ enum { BINS = 10, EXIT_DRIFT = 3 };
 #define PSI_FLOOR 1e-4
 
 typedef struct side {
-    const char *path;
+    char path[PATH_MAX];
     char **names;
     int k;
     double *v;                         /* [rows, k] */
@@ -161,7 +162,10 @@ static kiln_status measure(const side *a, int ja, const side *b, int jb, drift *
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kiln features diff A.h5 B.h5 [--threshold PSI] [--split train|valid|all] [--json OUT.json]\n\n"
+    fprintf(f, "usage: kiln features diff A B [--threshold PSI] [--split train|valid|all] [--json OUT.json]\n"
+               "                          [--registry DIR]\n\n"
+               "A and B: files made by kiln features build, or registry:NAME@ALIAS (--registry, else\n"
+               "$KILN_REGISTRY, else ./registry).\n"
                "Drift of each feature of B against A (two outputs of kiln features build, matched by name, raw\n"
                "values before transforms): PSI over A's deciles and NA, the change of the mean in A's standard\n"
                "deviations, and of the missing share. Exit codes: 0 every PSI at most the threshold (0.2),\n"
@@ -171,7 +175,7 @@ static void usage(FILE *f)
 int kiln_features_diff_main(int argc, char **argv)
 {
     double threshold = 0.2;
-    const char *split = "all", *files[2] = {NULL, NULL}, *json_out = NULL;
+    const char *split = "all", *files[2] = {NULL, NULL}, *json_out = NULL, *registry = "";
     int nf = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout), 0;
@@ -182,6 +186,8 @@ int kiln_features_diff_main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
             split = argv[++i];
             if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "all")) return usage(stderr), 2;
+        } else if (!strcmp(argv[i], "--registry") && i + 1 < argc) {
+            registry = argv[++i];
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
             json_out = argv[++i];
         } else if (argv[i][0] != '-' && nf < 2) {
@@ -191,8 +197,11 @@ int kiln_features_diff_main(int argc, char **argv)
         }
     }
     if (nf != 2) return usage(stderr), 2;
-    side a = {.path = files[0]}, b = {.path = files[1]};
-    kiln_status st = read_side(&a, "A");
+    side a = {0}, b = {0};
+    const char *root = kiln_registry_root(registry);
+    kiln_status st = kiln_registry_locate(root, files[0], a.path, sizeof a.path, NULL);
+    if (st == KILN_OK) st = kiln_registry_locate(root, files[1], b.path, sizeof b.path, NULL);
+    if (st == KILN_OK) st = read_side(&a, "A");
     if (st == KILN_OK) st = read_side(&b, "B");
     if (st == KILN_OK) st = read_values(&a, split);
     if (st == KILN_OK) st = read_values(&b, split);
