@@ -4,7 +4,6 @@
  *   topk.c         the k best of a stream of (distance, id)
  *   index_file.c   the index file: its HDF5 layout, written whole, read and verified
  *   build.c        `kiln index build` of one index file: train, assign, write
- *   build_progress.c  what a build saves on its way, to continue after a kill
  *   build_shards.c `kiln index build`: one index, or shards built by rank groups and a manifest
  *   index_set.c    an index as searched: one file, or a manifest's shards, their top k merged
  *   search.c       the search kernels: flat (GEMM) and IVF (coarse GEMM, lists by GEMM)
@@ -22,6 +21,7 @@
 #include "kiln/backend.h"
 #include "kiln/comm.h"
 #include "kiln/registry.h"
+#include "kiln/stage.h"
 #include "kiln/topo.h"
 
 /* ---- the commands ---- */
@@ -131,32 +131,6 @@ void kiln_ann_assign(const kiln_backend *be, const float *x, uint64_t n, int dim
                      float *scratch);
 /* Floats of scratch kiln_ann_assign needs. */
 size_t kiln_ann_assign_scratch(int k);
-
-/* ---- build progress (build_progress.c): OUTPUT.kmeans.h5, OUTPUT.pq.h5, OUTPUT.hnsw.h5 ---- */
-
-typedef struct ann_stage_file {
-    char path[PATH_MAX + 16];
-    char identity[2048];               /* what the stage depends on; a file of another is ignored */
-} ann_stage_file;
-
-/* A dataset of a stage file: saved from data, or loaded into it (bytes: its size). */
-typedef struct ann_stage_part {
-    const char *name;
-    hid_t ftype, mtype;
-    int ndim;
-    uint64_t shape[2];
-    void *data;
-    size_t bytes;
-} ann_stage_part;
-
-void kiln_ann_stage_init(ann_stage_file *sf, const char *output, const char *stage, const char *identity);
-/* Writes the stage file whole and atomically: identity, step (> 0) and the parts. */
-kiln_status kiln_ann_stage_save(const ann_stage_file *sf, int64_t step, const ann_stage_part *parts, int n);
-/* The step saved, its parts read into their data, when the file's identity, shapes and
- * checksums all match; 0 otherwise (the parts' data may then hold anything). */
-int64_t kiln_ann_stage_load(const ann_stage_file *sf, const ann_stage_part *parts, int n);
-/* Removes every stage file of output. */
-void kiln_ann_stage_remove_all(const char *output);
 
 /* ---- the k best (topk.c) ---- */
 

@@ -140,7 +140,7 @@ static int default_nlist(uint64_t rows)
     return n < 1.0 ? 1 : (int)lround(n);
 }
 
-/* ---- progress (build_progress.c) ----
+/* ---- progress (stage files, kiln/stage.h) ----
  * k-means saves the centroids after every iteration; a rerun of the same build starts from
  * there, and since an iteration depends only on the centroids before it, ends where an
  * uninterrupted build does. IVF-PQ saves its trained sub-quantizers, HNSW its graph after a
@@ -163,29 +163,29 @@ static void stage_identity(const build *b, char *out, size_t len, const char *fm
 
 typedef struct kmeans_progress {
     build *b;
-    ann_stage_file sf;
+    kiln_stage_file sf;
 } kmeans_progress;
 
-static ann_stage_part centroids_part(const build *b, float *centroids)
+static kiln_stage_part centroids_part(const build *b, float *centroids)
 {
     size_t bytes = (size_t)b->idx.nlist * (size_t)b->in.dim * sizeof(float);
-    return (ann_stage_part){"centroids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
+    return (kiln_stage_part){"centroids", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2,
                             {(uint64_t)b->idx.nlist, (uint64_t)b->in.dim}, centroids, bytes};
 }
 
 static kiln_status save_progress(void *ctx, int iter, const float *centroids)
 {
     kmeans_progress *p = ctx;
-    ann_stage_part part = centroids_part(p->b, (float *)centroids);
-    kiln_status st = p->b->rank == 0 ? kiln_ann_stage_save(&p->sf, iter, &part, 1) : KILN_OK;
+    kiln_stage_part part = centroids_part(p->b, (float *)centroids);
+    kiln_status st = p->b->rank == 0 ? kiln_stage_save(&p->sf, iter, &part, 1) : KILN_OK;
     return agree(p->b, st);
 }
 
 /* The centroids of an earlier run of the same build, and after how many iterations (0: none). */
 static int load_progress(const kmeans_progress *p, float *centroids)
 {
-    ann_stage_part part = centroids_part(p->b, centroids);
-    int64_t iter = kiln_ann_stage_load(&p->sf, &part, 1);
+    kiln_stage_part part = centroids_part(p->b, centroids);
+    int64_t iter = kiln_stage_load(&p->sf, &part, 1);
     return iter <= p->b->c->index.kmeans_iters ? (int)iter : 0;
 }
 
@@ -210,7 +210,7 @@ static kiln_status train(build *b, float *centroids)
     char identity[sizeof progress.sf.identity];
     stage_identity(b, identity, sizeof identity, "nlist=%d train_rows=%" PRIu64 " iters=%d init=%s", b->idx.nlist,
                    n_train, c->index.kmeans_iters, c->index.kmeans_init);
-    kiln_ann_stage_init(&progress.sf, b->output, "kmeans", identity);
+    kiln_stage_init(&progress.sf, b->output, "kmeans", identity);
     /* rank 0 reads it and tells the others, so that all start from the same iteration */
     int start = b->rank == 0 ? load_progress(&progress, centroids) : 0;
     if (st == KILN_OK) st = kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, &start, sizeof start, 0);
@@ -284,9 +284,9 @@ static void to_residuals(const build *b, const float *centroids, float *x, uint6
 
 /* IVF-PQ: the sub-quantizers of an earlier run of the same build (1), read by the first rank
  * and sent to the others; 0: none. */
-static kiln_status load_pq(build *b, const ann_stage_file *sf, const ann_stage_part *part, int *loaded)
+static kiln_status load_pq(build *b, const kiln_stage_file *sf, const kiln_stage_part *part, int *loaded)
 {
-    *loaded = b->rank == 0 && kiln_ann_stage_load(sf, part, 1) > 0;
+    *loaded = b->rank == 0 && kiln_stage_load(sf, part, 1) > 0;
     KILN_CHECK(kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, loaded, sizeof *loaded, 0));
     if (*loaded) KILN_CHECK(kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, part->data, part->bytes, 0));
     if (*loaded && b->rank == 0) kiln_info("index: PQ sub-quantizers from an earlier run (%s)", sf->path);
@@ -302,12 +302,12 @@ static kiln_status train_pq(build *b, const float *centroids)
     x->codebooks = malloc((size_t)x->pq_m * 256 * sub * sizeof *x->codebooks);
     kiln_status st = agree(b, x->codebooks ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "PQ sub-quantizers"));
     KILN_CHECK(st);
-    ann_stage_file sf;
+    kiln_stage_file sf;
     char identity[sizeof sf.identity];
     stage_identity(b, identity, sizeof identity, "nlist=%d train_rows=%" PRIu64 " iters=%d init=%s pq_m=%d pq_iters=%d",
                    x->nlist, b->n_train, c->index.kmeans_iters, c->index.kmeans_init, x->pq_m, c->index.pq_iters);
-    kiln_ann_stage_init(&sf, b->output, "pq", identity);
-    ann_stage_part part = {"codebooks", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, {(uint64_t)x->pq_m * 256, sub},
+    kiln_stage_init(&sf, b->output, "pq", identity);
+    kiln_stage_part part = {"codebooks", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, {(uint64_t)x->pq_m * 256, sub},
                            x->codebooks, (size_t)x->pq_m * 256 * sub * sizeof(float)};
     int loaded = 0;
     KILN_CHECK(agree(b, load_pq(b, &sf, &part, &loaded)));
@@ -330,43 +330,43 @@ static kiln_status train_pq(build *b, const float *centroids)
     if (st == KILN_OK && b->rank == 0) {
         kiln_info("index: PQ of %d parts x 256 trained on %" PRIu64 " residuals in %.2f s", x->pq_m, b->n_train,
                   kiln_time_s() - t0);
-        st = kiln_ann_stage_save(&sf, 1, &part, 1);
+        st = kiln_stage_save(&sf, 1, &part, 1);
     }
     return agree(b, st);
 }
 
 /* HNSW: the graph as the build left it, between batches of insertions. */
 typedef struct hnsw_progress {
-    ann_stage_file sf;
+    kiln_stage_file sf;
     int64_t top[2];                    /* entry point, top level */
 } hnsw_progress;
 
-static int graph_parts(hnsw_progress *p, ann_index *x, ann_stage_part *parts)
+static int graph_parts(hnsw_progress *p, ann_index *x, kiln_stage_part *parts)
 {
     int64_t entries = x->node_entry[x->rows], room = kiln_ann_hnsw_room(x);
-    parts[0] = (ann_stage_part){"link_count", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)entries, 0},
+    parts[0] = (kiln_stage_part){"link_count", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)entries, 0},
                                 x->link_count, (size_t)entries * sizeof(int32_t)};
-    parts[1] = (ann_stage_part){"links", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)room, 0}, x->links,
+    parts[1] = (kiln_stage_part){"links", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, {(uint64_t)room, 0}, x->links,
                                 (size_t)room * sizeof(int32_t)};
-    parts[2] = (ann_stage_part){"top", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {2, 0}, p->top, sizeof p->top};
+    parts[2] = (kiln_stage_part){"top", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, {2, 0}, p->top, sizeof p->top};
     return 3;
 }
 
 static kiln_status save_graph(void *ctx, const ann_index *x, int64_t inserted)
 {
     hnsw_progress *p = ctx;
-    ann_stage_part parts[3];
+    kiln_stage_part parts[3];
     p->top[0] = x->entry_point, p->top[1] = x->max_level;
     int n = graph_parts(p, (ann_index *)x, parts);
-    return kiln_ann_stage_save(&p->sf, inserted, parts, n);
+    return kiln_stage_save(&p->sf, inserted, parts, n);
 }
 
 static int64_t load_graph(void *ctx, ann_index *x)
 {
     hnsw_progress *p = ctx;
-    ann_stage_part parts[3];
+    kiln_stage_part parts[3];
     int n = graph_parts(p, x, parts);
-    int64_t inserted = kiln_ann_stage_load(&p->sf, parts, n);
+    int64_t inserted = kiln_stage_load(&p->sf, parts, n);
     if (inserted > 1 && inserted <= x->rows) {
         x->entry_point = p->top[0], x->max_level = (int)p->top[1];
         if (p->top[1] >= 0 && p->top[1] <= INT32_MAX && kiln_ann_hnsw_check_partial(x, inserted)) {
@@ -389,7 +389,7 @@ static kiln_status build_graph(build *b)
     char identity[sizeof p.sf.identity];
     stage_identity(b, identity, sizeof identity, "input_crc32=%08x m=%d ef_construction=%d", x->input_crc,
                    x->hnsw_m, x->ef_construction);
-    kiln_ann_stage_init(&p.sf, b->output, "hnsw", identity);
+    kiln_stage_init(&p.sf, b->output, "hnsw", identity);
     ann_hnsw_progress saver = {b->c->index.save_interval, load_graph, save_graph, &p};
     double t1 = kiln_time_s();
     KILN_CHECK(kiln_ann_hnsw_build(x, (uint64_t)b->c->index.seed, b->threads, b->c->search.progress_interval, &saver));
@@ -657,7 +657,12 @@ kiln_status kiln_ann_build_range(const kiln_index_build_opts *o, kiln_comm *comm
         if (st == KILN_OK && x->kind == ANN_HNSW) st = build_graph(&b);
         if (st == KILN_OK) st = read_attributes(&b);
         if (st == KILN_OK) st = kiln_ann_index_write(output, x);
-        if (st == KILN_OK) kiln_ann_stage_remove_all(output); /* the index holds it all now */
+        for (int k = 0; st == KILN_OK && k < 3; k++) { /* the index holds it all now */
+            static const char *const stages[3] = {"kmeans", "pq", "hnsw"};
+            kiln_stage_file done;
+            kiln_stage_init(&done, output, stages[k], "");
+            kiln_stage_remove(&done);
+        }
         if (st == KILN_OK)
             printf("kiln index build: %s, %" PRId64 " rows x %d, %s -> %s\n", kiln_ann_kind_name(x->kind), x->rows,
                    x->dim, kiln_ann_metric_name(x->metric), output);

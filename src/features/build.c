@@ -17,6 +17,8 @@
  * `kiln features apply SPEC --state BUILD.h5`: the same features of every spine row with a time
  * (no label, no split), transformed with what BUILD's transforms learned: /rows/x, /rows/raw,
  * /rows/row, as a build's rows would be.
+ * Each feature's column is saved once computed (OUTPUT.feature-J.h5, kiln/stage.h), so a build
+ * killed part way computes only the rest when rerun; they are removed with the output written.
  * One process computes (world rank 0); the others wait. */
 #include <inttypes.h>
 #include <jansson.h>
@@ -30,6 +32,7 @@
 #include "kiln/log.h"
 #include "kiln/registry.h"
 #include "kiln/runtime.h"
+#include "kiln/stage.h"
 #include "features_internal.h"
 
 typedef struct build {
@@ -410,6 +413,45 @@ static kiln_status split(build *b)
     return KILN_OK;
 }
 
+/* ---- progress: each feature's column, saved once computed (OUTPUT.feature-J.h5) ---- */
+
+static void column_stage(const build *b, int j, uint32_t tables_crc, kiln_stage_file *sf)
+{
+    char identity[sizeof sf->identity], stage[32];
+    snprintf(identity, sizeof identity, "tables=%s crc32=%08x spine=%s time=%s rows=%llu feature=%s: %s",
+             b->c->features.tables, tables_crc, b->c->features.table, b->c->features.time,
+             (unsigned long long)b->spine.rows, b->f[j].name, b->c->features.define.items[j].value);
+    snprintf(stage, sizeof stage, "feature-%d", j);
+    kiln_stage_init(sf, b->output, stage, identity);
+}
+
+/* Feature j's column: from an earlier run of the same build when it saved it, else computed
+ * and saved. */
+static kiln_status feature_column(build *b, int j, uint32_t tables_crc, double *col)
+{
+    kiln_stage_file sf;
+    column_stage(b, j, tables_crc, &sf);
+    kiln_stage_part part = {"values", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, {b->spine.rows, 0}, col,
+                            b->spine.rows * sizeof *col};
+    if (kiln_stage_load(&sf, &part, 1) > 0) {
+        kiln_info("features: %s from an earlier run (%s)", b->f[j].name, sf.path);
+        return KILN_OK;
+    }
+    double t1 = kiln_time_s();
+    KILN_CHECK(compute_one(b, &b->f[j], col));
+    kiln_info("features: %s in %.3f s", b->f[j].name, kiln_time_s() - t1);
+    return kiln_stage_save(&sf, 1, &part, 1);
+}
+
+static void remove_stages(const build *b, uint32_t tables_crc)
+{
+    for (int j = 0; j < b->n; j++) {
+        kiln_stage_file sf;
+        column_stage(b, j, tables_crc, &sf);
+        kiln_stage_remove(&sf);
+    }
+}
+
 static kiln_status run(build *b)
 {
     const kiln_features_config *c = b->c;
@@ -430,14 +472,14 @@ static kiln_status run(build *b)
     if (st == KILN_OK && b->state) apply_rows(b);
     if (st == KILN_OK && !b->state) st = label(b);
     if (st == KILN_OK && !b->state) st = split(b);
+    writer w = {.b = b};
+    uint64_t bytes;
+    if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &w.tables_crc, &bytes);
     for (int j = 0; st == KILN_OK && j < b->n; j++) {
-        double t1 = kiln_time_s();
-        st = compute_one(b, &b->f[j], col);
+        st = feature_column(b, j, w.tables_crc, col);
         for (uint64_t i = 0; st == KILN_OK && i < rows; i++) b->raw[i * n + (uint64_t)j] = col[i];
-        if (st == KILN_OK) kiln_info("features: %s in %.3f s", b->f[j].name, kiln_time_s() - t1);
     }
     /* transforms, fitted on train, into the matrix */
-    writer w = {.b = b};
     for (int j = 0; j < b->n; j++) w.width += kiln_feat_width(&b->f[j]);
     w.names = calloc((size_t)w.width, sizeof *w.names);
     w.xt = malloc((rows * (uint64_t)w.width + 1) * sizeof *w.xt);
@@ -467,9 +509,8 @@ static kiln_status run(build *b)
         }
         at += wide;
     }
-    uint64_t bytes;
-    if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &w.tables_crc, &bytes);
     if (st == KILN_OK) st = kiln_h5_write_file_atomic(b->output, fill_file, &w);
+    if (st == KILN_OK) remove_stages(b, w.tables_crc); /* the output holds it all now */
     if (st == KILN_OK && b->state)
         printf("kiln features apply: %" PRIu64 " rows x %d columns (%d features) with the transforms of %s in %.2f s "
                "-> %s\n", b->n_train, w.width, b->n, b->state_path, kiln_time_s() - t0, b->output);

