@@ -26,8 +26,9 @@ expect_error "missing dataset file" "$WORK/missing.h5" -- \
 import sys, h5py, numpy as np
 w = sys.argv[1]
 with h5py.File(f"{w}/float_x.h5", "w") as f:
-    f["train/x"] = np.zeros((20, 784), np.float32); f["train/y"] = np.zeros(20, np.uint8)
-    f["test/x"] = np.zeros((10, 784), np.float32); f["test/y"] = np.zeros(10, np.uint8)
+    # float64 rows: neither uint8 pixels nor float32 features
+    f["train/x"] = np.zeros((20, 784), np.float64); f["train/y"] = np.zeros(20, np.uint8)
+    f["test/x"] = np.zeros((10, 784), np.float64); f["test/y"] = np.zeros(10, np.uint8)
 with h5py.File(f"{w}/bad_shape.h5", "w") as f:
     f["train/x"] = np.zeros((20, 28, 28), np.uint8); f["train/y"] = np.zeros(20, np.uint8)
     f["test/x"] = np.zeros((10, 28, 28), np.uint8); f["test/y"] = np.zeros(10, np.uint8)
