@@ -62,6 +62,7 @@ features:
   d_temp: asof(weather.temp) by origin within 3h
 YAML
 now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; } # JSON needs the leading 0 bc drops
 results=()
 for size in 1 "$copies"; do
   if [ "$size" = 1 ]; then fl=$PWD/$nyc/flights.csv we=$PWD/$nyc/weather.csv; else
@@ -77,7 +78,7 @@ for size in 1 "$copies"; do
     --set threads="$threads" >/dev/null 2>"$tmp/f.err"
   t2=$(now)
   rss=$(sort -n "$tmp"/imp1.rss "$tmp"/imp2.rss "$tmp"/feat.rss | tail -1)
-  results+=("{\"system\": \"kiln\", \"copies\": $size, \"import_s\": $(echo "$t1 - $t0" | bc), \"features_s\": $(echo "$t2 - $t1" | bc), \"peak_rss_mb\": $((rss / 1024))}")
+  results+=("{\"system\": \"kiln\", \"copies\": $size, \"import_s\": $(secs "$t0" "$t1"), \"features_s\": $(secs "$t1" "$t2"), \"peak_rss_mb\": $((rss / 1024))}")
   for p in duckdb polars pandas; do
     say "size x$size: $p"
     line=$("$py" bench/features_peers.py "$fl" "$we" "$p" "$tmp/$p.npy" "$threads" 2>"$tmp/$p.err") ||
