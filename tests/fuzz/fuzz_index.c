@@ -48,7 +48,7 @@ static void write_template(int kind)
     }
     if (kind == ANN_HNSW) {
         x.hnsw_m = 4, x.ef_construction = 16, x.ef = 8;
-        if (kiln_ann_hnsw_build(&x, 1, 1, 1e9) != KILN_OK) abort();
+        if (kiln_ann_hnsw_build(&x, 1, 1, 1e9, NULL) != KILN_OK) abort();
     }
     if (kiln_ann_index_write(templates[kind], &x) != KILN_OK) abort();
     kiln_ann_index_free(&x);
