@@ -189,6 +189,19 @@ static void h5_put(hid_t f, const char *name, hid_t ftype, hid_t mtype, int ndim
     H5Pclose(lcpl);
 }
 
+/* tmp_path(name) holding /train/x (the given type and shape) and /train/y, 4 uint8 labels. */
+static const char *put_train(const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
+                             const void *x, const uint8_t *y)
+{
+    const char *p = tmp_path(name);
+    hsize_t n[1] = {4};
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    h5_put(f, "/train/x", ftype, mtype, ndim, dims, x);
+    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, n, y);
+    H5Fclose(f);
+    return p;
+}
+
 static void h5_put_int_attr(hid_t f, const char *name, int v)
 {
     hid_t s = H5Screate(H5S_SCALAR);
@@ -449,11 +462,8 @@ static void test_open_errors(void)
     uint8_t x8[4 * 28 * 28] = {0}, y8[5] = {0, 1, 2, 3, 4};
     hsize_t d2[2] = {4, 3}, d3[3] = {4, 28, 28}, d1_4[1] = {4}, d1_5[1] = {5};
 
-    const char *p = tmp_path("float.h5");
-    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    h5_put(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf);
-    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
-    H5Fclose(f);
+    const char *p = put_train("float.h5", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf, y8);
+    hid_t f;
     /* float32 rows (kiln features build) open as they are */
     CHECK_OK(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds));
     CHECK(kiln_dataset_rows(ds) == 4 && kiln_dataset_width(ds) == 3, "float32 rows: %d wide",
@@ -471,27 +481,15 @@ static void test_open_errors(void)
     FAILS_WITH(kiln_dataset_open(p, "test", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
                "no dataset '/test/x' in '", "float.h5' (expected uint8 [N,N])");
     double xd[12] = {0};
-    p = tmp_path("double.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    h5_put(f, "/train/x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d2, xd);
-    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
-    H5Fclose(f);
+    p = put_train("double.h5", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, d2, xd, y8);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
                "'/train/x'", "double.h5", "expected uint8 [N,N], found float64 [4,3]");
     xf[7] = NAN;
-    p = tmp_path("nan.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    h5_put(f, "/train/x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf);
-    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
-    H5Fclose(f);
+    p = put_train("nan.h5", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d2, xf, y8);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA, "nan.h5",
                "row 2 holds a NaN");
 
-    p = tmp_path("rank3.h5");
-    f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    h5_put(f, "/train/x", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, d3, x8);
-    h5_put(f, "/train/y", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, d1_4, y8);
-    H5Fclose(f);
+    p = put_train("rank3.h5", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, d3, x8, y8);
     FAILS_WITH(kiln_dataset_open(p, "train", KILN_DATA_CLASSIFY, 0, &ds), KILN_ERR_DATA,
                "'/train/x'", "rank3.h5", "expected uint8 [N,N], found uint8 [4,28,28]");
 
