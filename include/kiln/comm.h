@@ -97,6 +97,13 @@ kiln_status kiln_comm_gather_bytes(kiln_comm *c, kiln_axis axis, const void *sen
 kiln_status kiln_comm_bcast(kiln_comm *c, kiln_axis axis, void *buf, size_t bytes, int root);
 kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *send, void *recv,
                                       size_t bytes);
+/* Rows moved between ranks: every rank sends send_counts[p] elements of elem bytes to each
+ * rank p (consecutive in send, rank 0's first) and receives into *recv (allocated here; the
+ * caller frees it) recv_counts[p] elements from each p, rank 0's first, each rank's in the order
+ * sent. Any sizes: no MPI count overflows. Feature builds partition rows by key hash with it. */
+kiln_status kiln_comm_exchange(kiln_comm *c, kiln_axis axis, const void *send,
+                               const uint64_t *send_counts, size_t elem, void **recv,
+                               uint64_t *recv_counts);
 /* Every rank learns whether st failed on any rank, so they leave a collective sequence
  * together instead of some waiting forever. Returns st where it failed; elsewhere KILN_OK when
  * no rank failed, else an error saying another rank failed, of code `code`, or with code

@@ -34,8 +34,8 @@ typedef struct kiln_features_config {
 extern const kiln_cfg_schema kiln_features_schema;
 
 /* `kiln features build` (state NULL) and `kiln features apply` (state: a build's output, a file
- * or registry:NAME@ALIAS, whose fitted transforms are used): collective over comm's world
- * (rank 0 computes for now). */
+ * or registry:NAME@ALIAS, whose fitted transforms are used): collective over comm's world, each
+ * rank computing its share; the same file on any number of ranks. */
 kiln_status kiln_features_build(const kiln_features_config *c, const char *config_yaml, const char *state,
                                 const char *output, kiln_comm *comm);
 extern const kiln_job_kind kiln_features_job;

@@ -70,6 +70,11 @@ kiln_status kiln_h5_open_int_dataset(hid_t loc, const char *name, int ndim,
  * shape[ndim], contiguous and uncompressed so that a whole-dataset read is one read. */
 kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
                                    const uint64_t *shape, hid_t *out);
+/* Creates it as above with its space allocated now and left unfilled: a file that many ranks
+ * then open with MPI-IO and write their rows into (kiln_h5_write_range), where nothing may
+ * allocate. */
+kiln_status kiln_h5_allocate_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                     const uint64_t *shape);
 /* Creates it as above and writes all of it from data (memory type mtype). */
 kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
                                   const uint64_t *shape, const void *data);

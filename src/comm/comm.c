@@ -361,6 +361,64 @@ kiln_status kiln_comm_allgather_bytes(kiln_comm *c, kiln_axis axis, const void *
                       "MPI_Allgather");
 }
 
+/* The pieces of one peer's bytes, each at most max_count: posted as non-blocking sends or
+ * receives into reqs (at *n), so that no MPI count overflows whatever the sizes. */
+static kiln_status post_pieces(MPI_Comm comm, int peer, int sending, char *buf, uint64_t bytes,
+                               MPI_Request *reqs, int *n)
+{
+    enum { EXCHANGE_TAG = 7301 };
+    for (uint64_t at = 0; at < bytes; at += max_count) {
+        int count = (int)(bytes - at < max_count ? bytes - at : max_count);
+        int rc = sending ? MPI_Isend(buf + at, count, MPI_BYTE, peer, EXCHANGE_TAG, comm, &reqs[*n])
+                         : MPI_Irecv(buf + at, count, MPI_BYTE, peer, EXCHANGE_TAG, comm, &reqs[*n]);
+        KILN_CHECK(mpi_status(rc, sending ? "MPI_Isend(exchange)" : "MPI_Irecv(exchange)"));
+        (*n)++;
+    }
+    return KILN_OK;
+}
+
+static uint64_t pieces(uint64_t bytes) { return (bytes + max_count - 1) / max_count; }
+
+kiln_status kiln_comm_exchange(kiln_comm *c, kiln_axis axis, const void *send,
+                               const uint64_t *send_counts, size_t elem, void **recv,
+                               uint64_t *recv_counts)
+{
+    MPI_Comm comm = axis_comm(c, axis);
+    int size = kiln_comm_size(c, axis), me = kiln_comm_rank(c, axis);
+    *recv = NULL;
+    KILN_CHECK(mpi_status(MPI_Alltoall(send_counts, 1, MPI_UINT64_T, recv_counts, 1, MPI_UINT64_T,
+                                       comm), "MPI_Alltoall(exchange counts)"));
+    uint64_t total = 0, n_req = 0;
+    for (int p = 0; p < size; p++) {
+        if (recv_counts[p] > (UINT64_MAX / 2 - total * elem) / elem)
+            return KILN_ERROR(KILN_ERR_ARG, "exchange: more than 2^63 bytes to receive");
+        total += recv_counts[p];
+        if (p != me) n_req += pieces(send_counts[p] * elem) + pieces(recv_counts[p] * elem);
+    }
+    *recv = malloc(total * elem + 1);
+    MPI_Request *reqs = malloc((n_req + 1) * sizeof *reqs);
+    kiln_status st = *recv && reqs ? KILN_OK
+                                   : KILN_ERROR(KILN_ERR_NOMEM, "exchange: %llu bytes to receive",
+                                                (unsigned long long)(total * elem));
+    const char *from = send;
+    char *into = *recv;
+    int n = 0;
+    for (int p = 0; st == KILN_OK && p < size; p++) {
+        uint64_t out_bytes = send_counts[p] * elem, in_bytes = recv_counts[p] * elem;
+        if (p == me) memcpy(into, from, out_bytes);
+        else st = post_pieces(comm, p, 0, into, in_bytes, reqs, &n);
+        if (st == KILN_OK && p != me) st = post_pieces(comm, p, 1, (char *)from, out_bytes, reqs, &n);
+        from += out_bytes, into += in_bytes;
+    }
+    /* whatever was posted completes before the buffers can go */
+    kiln_status done = n ? mpi_status(MPI_Waitall(n, reqs, MPI_STATUSES_IGNORE), "MPI_Waitall(exchange)")
+                         : KILN_OK;
+    free(reqs);
+    if (st == KILN_OK) st = done;
+    if (st != KILN_OK) free(*recv), *recv = NULL;
+    return st;
+}
+
 kiln_status kiln_comm_agree_stop(kiln_comm *c, kiln_axis axis, kiln_status st, kiln_status code,
                                  int *stop)
 {

@@ -224,7 +224,7 @@ static uint64_t find_key(const uint64_t *order, uint64_t n, const int64_t *keys,
 }
 
 kiln_status kiln_feat_lookup(const feature *f, const feat_spine *s, const int64_t *skeys, uint64_t n,
-                             const int64_t *keys, const double *values, double *out)
+                             const int64_t *keys, const double *values, const uint64_t *rows, double *out)
 {
     uint64_t *order = malloc((n + 1) * sizeof *order), m = 0;
     KILN_CHECK_ALLOC(order);
@@ -235,8 +235,9 @@ kiln_status kiln_feat_lookup(const feature *f, const feat_spine *s, const int64_
         if (keys[order[i]] == keys[order[i - 1]]) {
             kiln_status st = KILN_ERROR(KILN_ERR_DATA, "feature %s: table '%s' has two rows with one %s (data rows "
                                         "%llu and %llu): a lookup needs one row a key; use asof for a history",
-                                        f->name, f->table, f->by, (unsigned long long)order[i - 1] + 1,
-                                        (unsigned long long)order[i] + 1);
+                                        f->name, f->table, f->by,
+                                        (unsigned long long)(rows ? rows[order[i - 1]] : order[i - 1]) + 1,
+                                        (unsigned long long)(rows ? rows[order[i]] : order[i]) + 1);
             free(order);
             return st;
         }

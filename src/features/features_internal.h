@@ -2,12 +2,16 @@
  *   spec.c       a feature's line: its kind, source, key, window and transforms, checked
  *   tables.c     columns of the imported tables as float64 values and shared integer keys
  *   compute.c    the features of the spine rows: windows, as-of joins, lookups, time parts
+ *   exchange.c   a keyed feature on many ranks: rows to the rank owning their key and back
  *   transform.c  transforms fitted on the training split, applied to both
- *   build.c      `kiln features build`: the spine, the features, the split, the file
+ *   fit.c        fitting and statistics on many ranks: each feature's on one rank, then shared
+ *   build.c      `kiln features build`: the spine, the features, the split
+ *   write.c      the output file, written by every rank
  *   diff.c       `kiln features diff A B`: drift per feature (PSI, mean, missing share)
  *   features_job.c  the job-table entry */
 #ifndef KILN_FEATURES_INTERNAL_H
 #define KILN_FEATURES_INTERNAL_H
+#include <limits.h>
 #include <stdint.h>
 #include "kiln/features.h"
 
@@ -52,7 +56,8 @@ const char *kiln_feat_agg_name(feat_agg a);
 typedef struct feat_column {
     char table[128], name[128];
     char type[16];                     /* int64 | float64 | bool | timestamp | category */
-    uint64_t rows;
+    uint64_t rows;                     /* rows read: [first, first + rows) of the table's total */
+    uint64_t first, total;
     double *v;                         /* every type but timestamp */
     int64_t *t;                        /* int64 and timestamp: the raw values */
     int32_t *codes;                    /* category: the codes; strings in cats */
@@ -61,6 +66,12 @@ typedef struct feat_column {
 } feat_column;
 
 kiln_status kiln_feat_column_read(const char *file, const char *table, const char *name, feat_column *c);
+/* Part `part` of `parts` equal contiguous parts of the column (a rank's share), its categories
+ * whole (so that every rank interns the same strings in the same order). */
+kiln_status kiln_feat_column_read_part(const char *file, const char *table, const char *name, int part, int parts,
+                                       feat_column *c);
+/* Part `part` of `parts` of rows [0, rows): [*first, *first + *count). */
+void kiln_feat_part_of(uint64_t rows, int part, int parts, uint64_t *first, uint64_t *count);
 void kiln_feat_column_free(feat_column *c);
 /* The keys of a column as integers comparable across tables: an int64 column's values, a
  * category's strings interned in dict (shared by every table of a build); NA as INT64_MIN. */
@@ -83,9 +94,26 @@ kiln_status kiln_feat_window(const feature *f, const feat_spine *s, const int64_
 kiln_status kiln_feat_asof(const feature *f, const feat_spine *s, const int64_t *skeys, uint64_t n,
                            const int64_t *keys, const int64_t *times, const int64_t *created, const double *values,
                            double *out);
+/* rows: each table row's number in its table, for messages (NULL: 0, 1, ...). */
 kiln_status kiln_feat_lookup(const feature *f, const feat_spine *s, const int64_t *skeys, uint64_t n,
-                             const int64_t *keys, const double *values, double *out);
+                             const int64_t *keys, const double *values, const uint64_t *rows, double *out);
 void kiln_feat_time_part(feat_part part, const feat_spine *s, double *out);
+
+/* ---- many ranks (exchange.c) ---- */
+
+/* A rank's share of a keyed feature's inputs: its spine rows (keys, times) and its rows of the
+ * table (keys, times and created where the feature has them, values), rows first_event on. */
+typedef struct feat_keyed_share {
+    uint64_t n_spine;
+    const int64_t *skeys, *stimes;
+    uint64_t n_events, first_event;
+    const int64_t *keys, *times, *created;
+    const double *values;
+} feat_keyed_share;
+
+/* Collective over comm's world: the feature of this rank's spine rows into out, each row's key
+ * owned by one rank (a hash), computed there; the same values on any number of ranks. */
+kiln_status kiln_feat_keyed(kiln_comm *comm, const feature *f, const feat_keyed_share *in, double *out);
 
 /* ---- transforms (transform.c) ---- */
 
@@ -103,6 +131,50 @@ void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t 
                          double *ind, feat_fitted *fit);
 /* Columns f adds to the matrix: 1, or 2 with an indicator. */
 int kiln_feat_width(const feature *f);
+
+/* ---- fitting on many ranks (fit.c) ---- */
+
+enum { FEAT_N_STATS = 6 };             /* count, missing share, mean, std, min, max */
+
+/* Collective: f's transforms fitted on the training values of every rank's rows (col[i] where
+ * fit_rows[i]), gathered in spine order on rank owner, and their statistics; both then on
+ * every rank, the same whatever the number of ranks. */
+kiln_status kiln_feat_fit(kiln_comm *comm, int owner, const feature *f, const double *col, const uint8_t *fit_rows,
+                          uint64_t n, feat_fitted *fit, double stats[FEAT_N_STATS]);
+
+/* ---- a build (build.c) and its output file (write.c) ---- */
+
+typedef struct feat_build {
+    const kiln_features_config *c;
+    kiln_comm *comm;
+    int rank, size;
+    const char *output, *config_yaml;
+    const char *state;                 /* apply: the build whose transforms are used (else NULL) */
+    char state_path[PATH_MAX];
+    double *given_a, *given_b;         /* apply: what they learned [K, FEAT_MAX_TRANSFORMS] */
+    feature *f;
+    int n;                             /* K features */
+    feat_dict *dict;
+    feat_spine spine;                  /* this rank's share of the spine rows */
+    uint64_t first, total;             /* the share's first spine row; spine rows in all */
+    feat_column time;                  /* the share of the spine's time column */
+    double *raw;                       /* [rows, K], row-major: the features before transforms */
+    uint8_t *y, *keep, *train;         /* label; rows with a label; the training split */
+    uint64_t n_train, n_valid;         /* this rank's rows of each split */
+    uint64_t all_train, all_valid;     /* every rank's */
+    uint64_t train_at, valid_at;       /* where this rank's rows go in the output */
+    uint32_t tables_crc;
+    int width;                         /* the columns of x (indicators count) */
+    char (*names)[KILN_CFG_MAP_KEY_MAX + 16];
+    double *xt;                        /* transformed features [rows, width] */
+    double *fit_a, *fit_b;             /* what each transform learned [K, FEAT_MAX_TRANSFORMS] */
+    double *stats;                     /* [K, FEAT_N_STATS] over the training split */
+} feat_build;
+
+/* Collective: the output written whole and atomically: rank 0 creates OUTPUT.tmp with
+ * everything but the rows, the rows' datasets allocated; every rank writes its rows into them
+ * with MPI-IO; rank 0 commits the file. */
+kiln_status kiln_feat_write(feat_build *b);
 
 /* `kiln features diff A.h5 B.h5 ...` (argv[0] is "diff"): the exit code. */
 int kiln_features_diff_main(int argc, char **argv);

@@ -47,14 +47,21 @@ static kiln_status read_categories(hid_t g, const char *file, feat_column *c)
     return st;
 }
 
+/* Rows [c->first, c->first + c->rows) of the column, as mtype. */
+static kiln_status read_rows(hid_t d, hid_t mtype, const char *file, const feat_column *c, void *buf)
+{
+    if (kiln_h5_read_range(d, mtype, H5P_DEFAULT, c->first, c->rows, buf) != KILN_OK)
+        return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
+    return KILN_OK;
+}
+
 static kiln_status read_values(hid_t d, const char *file, feat_column *c)
 {
     uint64_t n = c->rows;
     if (!strcmp(c->type, "timestamp")) {
         c->t = malloc(n * sizeof *c->t + 1);
         KILN_CHECK_ALLOC(c->t);
-        if (H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->t) < 0)
-            return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
+        KILN_CHECK(read_rows(d, H5T_NATIVE_INT64, file, c, c->t));
         c->v = malloc(n * sizeof *c->v + 1);
         KILN_CHECK_ALLOC(c->v);
         for (uint64_t i = 0; i < n; i++) c->v[i] = c->t[i] == KILN_CSV_NA_INT64 ? NAN : (double)c->t[i] / 1e6;
@@ -65,34 +72,35 @@ static kiln_status read_values(hid_t d, const char *file, feat_column *c)
     if (!strcmp(c->type, "category")) {
         c->codes = malloc(n * sizeof *c->codes + 1);
         KILN_CHECK_ALLOC(c->codes);
-        if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->codes) < 0)
-            return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
+        KILN_CHECK(read_rows(d, H5T_NATIVE_INT32, file, c, c->codes));
         for (uint64_t i = 0; i < n; i++) c->v[i] = c->codes[i] < 0 ? NAN : (double)c->codes[i];
         return KILN_OK;
     }
     if (!strcmp(c->type, "int64")) { /* the raw values kept too: keys beyond 2^53 stay exact */
         c->t = malloc(n * sizeof *c->t + 1);
         KILN_CHECK_ALLOC(c->t);
-        if (H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->t) < 0)
-            return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
+        KILN_CHECK(read_rows(d, H5T_NATIVE_INT64, file, c, c->t));
         for (uint64_t i = 0; i < n; i++) c->v[i] = c->t[i] == KILN_CSV_NA_INT64 ? NAN : (double)c->t[i];
         return KILN_OK;
     }
     if (!strcmp(c->type, "bool")) {
         uint8_t *raw = malloc(n + 1);
         KILN_CHECK_ALLOC(raw);
-        herr_t rc = H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-        for (uint64_t i = 0; rc >= 0 && i < n; i++) c->v[i] = raw[i] == KILN_CSV_NA_BOOL ? NAN : raw[i];
+        kiln_status st = read_rows(d, H5T_NATIVE_UINT8, file, c, raw);
+        for (uint64_t i = 0; st == KILN_OK && i < n; i++) c->v[i] = raw[i] == KILN_CSV_NA_BOOL ? NAN : raw[i];
         free(raw);
-        if (rc < 0) return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
-        return KILN_OK;
+        return st;
     }
-    if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->v) < 0)
-        return KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, c->name, file);
-    return KILN_OK;
+    return read_rows(d, H5T_NATIVE_DOUBLE, file, c, c->v);
 }
 
 kiln_status kiln_feat_column_read(const char *file, const char *table, const char *name, feat_column *c)
+{
+    return kiln_feat_column_read_part(file, table, name, 0, 1, c);
+}
+
+kiln_status kiln_feat_column_read_part(const char *file, const char *table, const char *name, int part, int parts,
+                                       feat_column *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->table, sizeof c->table, "%s", table);
@@ -125,18 +133,28 @@ kiln_status kiln_feat_column_read(const char *file, const char *table, const cha
     kiln_csv_type ty;
     if (st == KILN_OK && (!kiln_csv_type_parse(c->type, &ty) || ty == KILN_CSV_AUTO))
         st = KILN_ERROR(KILN_ERR_DATA, "'%s': column %s/%s has type '%s'", file, table, name, c->type);
-    c->rows = st == KILN_OK ? shape[0] : 0;
+    c->total = st == KILN_OK ? shape[0] : 0;
+    kiln_feat_part_of(c->total, part, parts, &c->first, &c->rows);
     if (st == KILN_OK) st = read_values(d, file, c);
     if (st == KILN_OK && !strcmp(c->type, "category")) st = read_categories(g, file, c);
     for (uint64_t i = 0; st == KILN_OK && c->codes && i < c->rows; i++)
         if (c->codes[i] >= c->n_cats)
             st = KILN_ERROR(KILN_ERR_DATA, "'%s': %s/%s row %llu has code %d of %d categories", file, table, name,
-                            (unsigned long long)i, c->codes[i], c->n_cats);
+                            (unsigned long long)(c->first + i), c->codes[i], c->n_cats);
     if (d >= 0) H5Dclose(d);
     if (g >= 0) H5Gclose(g);
     H5Fclose(f);
     if (st != KILN_OK) kiln_feat_column_free(c);
     return st;
+}
+
+void kiln_feat_part_of(uint64_t rows, int part, int parts, uint64_t *first, uint64_t *count)
+{
+    /* rows * part / parts without overflow: rows < 2^64, parts < 2^31 */
+    uint64_t q = rows / (uint64_t)parts, r = rows % (uint64_t)parts;
+    uint64_t lo = q * (uint64_t)part + r * (uint64_t)part / (uint64_t)parts;
+    uint64_t hi = q * (uint64_t)(part + 1) + r * (uint64_t)(part + 1) / (uint64_t)parts;
+    *first = lo, *count = hi - lo;
 }
 
 /* ---- keys ---- */

@@ -224,8 +224,8 @@ kiln_status kiln_h5_open_int_dataset(hid_t loc, const char *name, int ndim,
     return open_checked(loc, name, H5I_INVALID_HID, ndim, shape, out);
 }
 
-kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
-                                   const uint64_t *shape, hid_t *out)
+static kiln_status create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                  const uint64_t *shape, int allocate, hid_t *out)
 {
     char file[PATH_MAX] = "?";
     hsize_t dims[KILN_H5_MAX_DIMS];
@@ -240,9 +240,12 @@ kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int
     /* no modification times in the header: the same contents make the same bytes, so a file
      * rebuilt after a crash has the checksum of the one an uninterrupted run writes */
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (space >= 0 && lcpl >= 0 && dcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
-        H5Pset_obj_track_times(dcpl, 0) >= 0)
-        dset = H5Dcreate2(loc, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    int ok = space >= 0 && lcpl >= 0 && dcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
+             H5Pset_obj_track_times(dcpl, 0) >= 0;
+    if (ok && allocate)
+        ok = H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0 &&
+             H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0;
+    if (ok) dset = H5Dcreate2(loc, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
     kiln_status st = dset < 0 ? KILN_H5_ERROR(KILN_ERR_HDF5, "creating dataset '%s' in '%s'",
                                               name, file)
                               : KILN_OK;
@@ -251,6 +254,21 @@ kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int
     if (space >= 0) H5Sclose(space);
     *out = dset;
     return st;
+}
+
+kiln_status kiln_h5_create_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                   const uint64_t *shape, hid_t *out)
+{
+    return create_dataset(loc, name, ftype, ndim, shape, 0, out);
+}
+
+kiln_status kiln_h5_allocate_dataset(hid_t loc, const char *name, hid_t ftype, int ndim,
+                                     const uint64_t *shape)
+{
+    hid_t dset;
+    KILN_CHECK(create_dataset(loc, name, ftype, ndim, shape, 1, &dset));
+    H5Dclose(dset);
+    return KILN_OK;
 }
 
 kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,

