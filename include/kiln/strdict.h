@@ -14,6 +14,11 @@ typedef struct kiln_strdict {
 
 /* The id of s, added when new (KILN_ERR_NOMEM when memory runs out). */
 kiln_status kiln_strdict_intern(kiln_strdict *d, const char *s, int64_t *id);
+/* The id of s, or -1 when it was never interned. */
+int64_t kiln_strdict_find(const kiln_strdict *d, const char *s);
 void kiln_strdict_free(kiln_strdict *d);
+/* 64-bit FNV-1a of s's bytes (offset basis 14695981039346656037, prime 1099511628211): stable
+ * across machines and runs, so a hashed feature is reproducible anywhere. */
+uint64_t kiln_strdict_hash(const char *s);
 
 #endif

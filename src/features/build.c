@@ -159,12 +159,11 @@ static json_t *stat_metrics(const build *b)
 {
     json_t *m = json_pack("{s:I, s:I, s:i}", "train_rows", (json_int_t)b->n_train, "valid_rows",
                           (json_int_t)b->n_valid, "features", b->n);
-    static const char *const field[FEAT_N_STATS] = {"count", "missing_share", "mean", "std", "min", "max"};
     for (int j = 0; m && j < b->n; j++) {
-        const double *st = b->stats + (size_t)j * FEAT_N_STATS;
+        const double *st = b->stats + (size_t)j * FEAT_STATS_ROW;
         for (int k = 0; k < FEAT_N_STATS; k++) {
             char key[KILN_CFG_MAP_KEY_MAX + 32];
-            snprintf(key, sizeof key, "%s.%s", b->f[j].name, field[k]);
+            snprintf(key, sizeof key, "%s.%s", b->f[j].name, kiln_feat_stat_names[k]);
             if (isfinite(st[k])) json_object_set_new(m, key, json_real(st[k]));
         }
     }
@@ -207,66 +206,6 @@ static void apply_rows(build *b)
         b->y[i] = 0;
         b->n_train += b->keep[i];
     }
-}
-
-/* apply: the state's features must be this spec's, line for line; then what they learned. */
-static kiln_status read_strings(hid_t f, const char *path, const char *name, int n, char ***out)
-{
-    hid_t d = kiln_h5_exists(f, name) ? H5Dopen2(f, name, H5P_DEFAULT) : H5I_INVALID_HID;
-    if (d < 0) return KILN_ERROR(KILN_ERR_DATA, "'%s' has no %s: not made by kiln features build", path, name);
-    int nd = 0;
-    uint64_t dims[KILN_H5_MAX_DIMS];
-    if (kiln_h5_dataset_shape(d, &nd, dims) != KILN_OK || nd != 1 || dims[0] != (uint64_t)n) {
-        H5Dclose(d);
-        kiln_error_clear();
-        return KILN_ERROR(KILN_ERR_CONFIG, "'%s' holds other features than this spec's %d (%s)", path, n, name);
-    }
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    *out = calloc((size_t)n, sizeof **out);
-    kiln_status st = *out ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "%s", name);
-    if (st == KILN_OK && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-        st = KILN_H5_ERROR(KILN_ERR_DATA, "reading %s of '%s'", name, path);
-    H5Tclose(type);
-    H5Dclose(d);
-    return st;
-}
-
-static kiln_status load_state(build *b)
-{
-    KILN_CHECK(kiln_registry_locate(kiln_registry_root(b->c->registry.path), b->state, b->state_path,
-                                    sizeof b->state_path, NULL));
-    hid_t f;
-    KILN_CHECK(kiln_h5_open_file(b->state_path, "--state", KILN_ERR_DATA, &f));
-    char **names = NULL, **lines = NULL;
-    kiln_status st = read_strings(f, b->state_path, "features/raw_names", b->n, &names);
-    if (st == KILN_OK) st = read_strings(f, b->state_path, "features/spec", b->n, &lines);
-    for (int j = 0; st == KILN_OK && j < b->n; j++)
-        if (!names[j] || !lines[j] || strcmp(names[j], b->f[j].name) || strcmp(lines[j], b->c->features.define.items[j].value))
-            st = KILN_ERROR(KILN_ERR_CONFIG, "--state '%s' was built with feature %d '%s: %s', this spec has '%s: %s': "
-                            "apply needs the spec the state was built with", b->state_path, j, names[j] ? names[j] : "",
-                            lines[j] ? lines[j] : "", b->f[j].name, b->c->features.define.items[j].value);
-    for (int j = 0; j < b->n; j++) {
-        if (names) free(names[j]);
-        if (lines) free(lines[j]);
-    }
-    free(names), free(lines);
-    uint64_t shape[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};
-    b->given_a = malloc((size_t)b->n * FEAT_MAX_TRANSFORMS * sizeof *b->given_a);
-    b->given_b = malloc((size_t)b->n * FEAT_MAX_TRANSFORMS * sizeof *b->given_b);
-    if (st == KILN_OK && (!b->given_a || !b->given_b)) st = KILN_ERROR(KILN_ERR_NOMEM, "the state");
-    const char *sets[2] = {"features/transform_a", "features/transform_b"};
-    double *into[2] = {b->given_a, b->given_b};
-    for (int i = 0; i < 2 && st == KILN_OK; i++) {
-        hid_t d;
-        st = kiln_h5_open_dataset(f, sets[i], H5T_NATIVE_DOUBLE, 2, shape, &d);
-        if (st == KILN_OK && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, into[i]) < 0)
-            st = KILN_H5_ERROR(KILN_ERR_DATA, "reading %s of '%s'", sets[i], b->state_path);
-        if (st == KILN_OK || d >= 0) H5Dclose(d);
-    }
-    H5Fclose(f);
-    return st;
 }
 
 /* Where this rank's rows go: after every row of the ranks before it, split by split. */
@@ -354,23 +293,18 @@ static void remove_stages(const build *b)
 static kiln_status transform_one(build *b, int j, int at, double *col, double *ind, const uint8_t *fit_rows)
 {
     uint64_t rows = b->spine.rows, n = (uint64_t)b->n, w = (uint64_t)b->width;
+    const feature *f = &b->f[j];
     for (uint64_t i = 0; i < rows; i++) col[i] = b->raw[i * n + (uint64_t)j];
-    feat_fitted fit = {0}, used = {0};
-    double *stats = b->stats + (size_t)j * FEAT_N_STATS;
-    if (b->state) {
-        memcpy(fit.a, b->given_a + (size_t)j * FEAT_MAX_TRANSFORMS, sizeof fit.a);
-        memcpy(fit.b, b->given_b + (size_t)j * FEAT_MAX_TRANSFORMS, sizeof fit.b);
-    } else {
-        KILN_CHECK(kiln_feat_fit(b->comm, j % b->size, &b->f[j], col, fit_rows, rows, &fit, stats));
-    }
-    int wide = kiln_feat_width(&b->f[j]);
-    kiln_feat_transform(&b->f[j], col, rows, fit_rows, &fit, wide > 1 ? ind : NULL, &used);
-    memcpy(b->fit_a + (size_t)j * FEAT_MAX_TRANSFORMS, used.a, sizeof used.a);
-    memcpy(b->fit_b + (size_t)j * FEAT_MAX_TRANSFORMS, used.b, sizeof used.b);
-    snprintf(b->names[at], sizeof b->names[at], "%s", b->f[j].name);
+    const feat_cats *src = kiln_feat_is_categorical(f) ? &b->cats[j] : NULL;
+    if (!b->state)
+        KILN_CHECK(kiln_feat_fit(b->comm, j % b->size, f, col, fit_rows, rows, src, &b->fitted[j],
+                                 b->stats + (size_t)j * FEAT_STATS_ROW));
+    int wide = kiln_feat_width(f);
+    KILN_CHECK(kiln_feat_transform(f, col, rows, NULL, &b->fitted[j], src, wide > 1 ? ind : NULL, NULL));
+    snprintf(b->names[at], sizeof b->names[at], "%s", f->name);
     for (uint64_t i = 0; i < rows; i++) b->xt[i * w + (uint64_t)at] = col[i];
     if (wide > 1) {
-        snprintf(b->names[at + 1], sizeof b->names[at + 1], "%s_missing", b->f[j].name);
+        snprintf(b->names[at + 1], sizeof b->names[at + 1], "%s_missing", f->name);
         for (uint64_t i = 0; i < rows; i++) b->xt[i * w + (uint64_t)at + 1] = ind[i];
     }
     return KILN_OK;
@@ -382,17 +316,17 @@ static kiln_status transform_all(build *b, double *col)
     for (int j = 0; j < b->n; j++) b->width += kiln_feat_width(&b->f[j]);
     b->names = calloc((size_t)b->width, sizeof *b->names);
     b->xt = malloc((rows * (uint64_t)b->width + 1) * sizeof *b->xt);
-    b->fit_a = calloc(n * FEAT_MAX_TRANSFORMS + 1, sizeof *b->fit_a);
-    b->fit_b = calloc(n * FEAT_MAX_TRANSFORMS + 1, sizeof *b->fit_b);
-    b->stats = calloc(n * FEAT_N_STATS + 1, sizeof *b->stats);
+    b->stats = calloc(n * FEAT_STATS_ROW + 1, sizeof *b->stats);
     double *ind = malloc((rows + 1) * sizeof *ind);
     uint8_t *fit_rows = malloc(rows + 1);
-    kiln_status st = b->names && b->xt && b->fit_a && b->fit_b && b->stats && ind && fit_rows
-                         ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "the matrix");
+    kiln_status st = b->names && b->xt && b->stats && ind && fit_rows ? KILN_OK
+                                                                       : KILN_ERROR(KILN_ERR_NOMEM, "the matrix");
     for (uint64_t i = 0; st == KILN_OK && i < rows; i++) fit_rows[i] = b->keep[i] && b->train[i];
     st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
-    for (int j = 0, at = 0; st == KILN_OK && j < b->n; at += kiln_feat_width(&b->f[j]), j++)
+    for (int j = 0, at = 0; st == KILN_OK && j < b->n; at += kiln_feat_width(&b->f[j]), j++) {
         st = transform_one(b, j, at, col, ind, fit_rows);
+        st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+    }
     free(ind), free(fit_rows);
     return st;
 }
@@ -414,7 +348,7 @@ static kiln_status spine(build *b)
     b->raw = malloc((rows * (uint64_t)b->n + 1) * sizeof *b->raw);
     b->y = malloc(rows + 1), b->keep = malloc(rows + 1), b->train = malloc(rows + 1);
     st = b->raw && b->y && b->keep && b->train ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "features");
-    if (st == KILN_OK && b->state) st = load_state(b);
+    if (st == KILN_OK && b->state) st = kiln_feat_state_read(b);
     if (st == KILN_OK && b->state) apply_rows(b);
     if (st == KILN_OK && !b->state) st = label(b);
     if (st == KILN_OK && !b->state) st = split(b);
@@ -431,6 +365,13 @@ static kiln_status run(build *b)
     const kiln_features_config *c = b->c;
     double t0 = kiln_time_s();
     kiln_status st = parse_features(b);
+    if (st == KILN_OK) {
+        b->fitted = calloc((size_t)b->n + 1, sizeof *b->fitted);
+        b->cats = calloc((size_t)b->n + 1, sizeof *b->cats);
+        if (!b->fitted || !b->cats) st = KILN_ERROR(KILN_ERR_NOMEM, "features");
+    }
+    for (int j = 0; st == KILN_OK && j < b->n; j++)
+        if (kiln_feat_is_categorical(&b->f[j])) st = kiln_feat_source_categories(b, j);
     if (st == KILN_OK) st = kiln_feat_dict_new(&b->dict);
     uint64_t bytes;
     if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &b->tables_crc, &bytes);
@@ -466,8 +407,12 @@ kiln_status kiln_features_build(const kiln_features_config *c, const char *confi
                .state = state && state[0] ? state : NULL, .rank = kiln_comm_rank(comm, KILN_AXIS_WORLD),
                .size = kiln_comm_size(comm, KILN_AXIS_WORLD)};
     kiln_status st = run(&b);
-    free(b.f), free(b.raw), free(b.y), free(b.keep), free(b.train), free(b.given_a), free(b.given_b);
-    free(b.names), free(b.xt), free(b.fit_a), free(b.fit_b), free(b.stats);
+    for (int j = 0; j < b.n; j++) {
+        if (b.fitted) kiln_feat_fitted_free(&b.fitted[j]);
+        if (b.cats) kiln_h5_free_strings(b.cats[j].s, (uint64_t)b.cats[j].n);
+    }
+    free(b.f), free(b.raw), free(b.y), free(b.keep), free(b.train), free(b.fitted), free(b.cats);
+    free(b.names), free(b.xt), free(b.stats);
     kiln_feat_column_free(&b.time);
     kiln_feat_dict_free(b.dict);
     return kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);

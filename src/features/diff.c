@@ -60,29 +60,16 @@ static kiln_status read_side(side *s, const char *which)
 {
     hid_t f;
     KILN_CHECK(kiln_h5_open_file(s->path, which, KILN_ERR_DATA, &f));
-    hid_t d = kiln_h5_exists(f, "features/raw_names") ? H5Dopen2(f, "features/raw_names", H5P_DEFAULT)
-                                                       : H5I_INVALID_HID;
-    kiln_status st = d >= 0 ? KILN_OK
-                            : KILN_ERROR(KILN_ERR_DATA, "'%s' has no features/raw_names: not made by kiln features "
-                                         "build", s->path);
-    hid_t space = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : 0;
-    if (st == KILN_OK && (n < 1 || n > 100000)) st = KILN_ERROR(KILN_ERR_DATA, "'%s': %lld features", s->path, (long long)n);
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    if (st == KILN_OK) {
-        s->k = (int)n;
-        s->names = calloc((size_t)n, sizeof *s->names);
-        if (!s->names) st = KILN_ERROR(KILN_ERR_NOMEM, "names");
-        else if (H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->names) < 0)
-            st = KILN_H5_ERROR(KILN_ERR_DATA, "reading features/raw_names of '%s'", s->path);
+    uint64_t n = 0;
+    kiln_status st = kiln_h5_exists(f, "features/raw_names")
+                         ? kiln_h5_read_strings(f, "features/raw_names", s->path, &s->names, &n)
+                         : KILN_ERROR(KILN_ERR_DATA, "'%s' has no features/raw_names: not made by kiln features build",
+                                      s->path);
+    if (st == KILN_OK && (n < 1 || n > 100000)) {
+        st = KILN_ERROR(KILN_ERR_DATA, "'%s': %llu features", s->path, (unsigned long long)n);
+        kiln_h5_free_strings(s->names, n), s->names = NULL, n = 0;
     }
-    H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    if (d >= 0) H5Dclose(d);
-    for (int j = 0; st == KILN_OK && j < s->k; j++)
-        if (!s->names[j]) st = KILN_ERROR(KILN_ERR_DATA, "'%s': feature %d has no name", s->path, j);
+    s->k = (int)n;
     H5Fclose(f);
     return st;
 }

@@ -11,6 +11,7 @@
  *   features_job.c  the job-table entry */
 #ifndef KILN_FEATURES_INTERNAL_H
 #define KILN_FEATURES_INTERNAL_H
+#include <hdf5.h>
 #include <limits.h>
 #include <stdint.h>
 #include "kiln/features.h"
@@ -20,13 +21,15 @@
 typedef enum { FEAT_WINDOW = 0, FEAT_ASOF, FEAT_LOOKUP, FEAT_TIME, FEAT_COLUMN } feat_kind;
 typedef enum { AGG_COUNT = 0, AGG_SUM, AGG_MEAN, AGG_MIN, AGG_MAX, AGG_STD, AGG_LAST } feat_agg;
 typedef enum { PART_HOUR = 0, PART_DOW, PART_DAY, PART_MONTH } feat_part;
-typedef enum { TR_FILL_MEAN = 0, TR_FILL, TR_INDICATOR, TR_STANDARDIZE, TR_MINMAX, TR_LOG1P, TR_CLIP } feat_tr_kind;
+typedef enum {
+    TR_FILL_MEAN = 0, TR_FILL, TR_INDICATOR, TR_STANDARDIZE, TR_MINMAX, TR_LOG1P, TR_CLIP, TR_BUCKETS, TR_CODES, TR_HASH
+} feat_tr_kind;
 
 enum { FEAT_MAX_TRANSFORMS = 8 };
 
 typedef struct feat_transform {
     feat_tr_kind kind;
-    double a, b;                       /* fill: the value; clip: lo, hi */
+    double a, b;                       /* fill: the value; clip: lo, hi; buckets, hash: N; codes: MIN */
 } feat_transform;
 
 typedef struct feature {
@@ -43,6 +46,8 @@ typedef struct feature {
     int n_tr;
 } feature;
 
+/* 1 when f's first transform reads a category's text (codes, hash). */
+int kiln_feat_is_categorical(const feature *f);
 /* One features.NAME line into f; errors name the feature and show what was expected. */
 kiln_status kiln_feat_parse(const char *name, const char *line, feature *f);
 /* "90s", "15m", "1h", "7d": microseconds. */
@@ -67,7 +72,8 @@ typedef struct feat_column {
 
 kiln_status kiln_feat_column_read(const char *file, const char *table, const char *name, feat_column *c);
 /* Part `part` of `parts` equal contiguous parts of the column (a rank's share), its categories
- * whole (so that every rank interns the same strings in the same order). */
+ * whole (so that every rank interns the same strings in the same order); parts 0: no rows,
+ * only its type and categories. */
 kiln_status kiln_feat_column_read_part(const char *file, const char *table, const char *name, int part, int parts,
                                        feat_column *c);
 /* Part `part` of `parts` of rows [0, rows): [*first, *first + *count). */
@@ -117,30 +123,53 @@ kiln_status kiln_feat_keyed(kiln_comm *comm, const feature *f, const feat_keyed_
 
 /* ---- transforms (transform.c) ---- */
 
-/* What a transform learned from the training split (fill: the mean; standardize: mean, std;
- * minmax: min, max), stored with the output so that new rows are transformed the same way. */
+/* What a transform learned from the training split (fill_mean: the mean; standardize: mean, std;
+ * minmax: min, max; buckets: the quantiles; codes: the categories kept), stored with the output
+ * so that new rows are transformed the same way. a and b per transform, as /features/transform_a
+ * and _b hold them; a feature has at most one buckets and one codes. */
 typedef struct feat_fitted {
     double a[FEAT_MAX_TRANSFORMS], b[FEAT_MAX_TRANSFORMS];
+    double *edges;                     /* buckets: the quantiles, increasing */
+    uint64_t n_edges;
+    char **kept;                       /* codes: the categories kept (code k + 1), most frequent first */
+    int64_t *kept_count;               /* their training rows */
+    int32_t n_kept;
 } feat_fitted;
+void kiln_feat_fitted_free(feat_fitted *f);
+
+/* The strings of a category feature's source column: its raw values are positions in them. */
+typedef struct feat_cats {
+    char **s;
+    int32_t n;
+} feat_cats;
 
 /* f's transforms applied in order to the n values of x in place, each fitted on the rows whose
- * train[i] is 1 as they stand at that step, or, given what a build learned (kiln features
- * apply), with that; an indicator (1 where the value is NA at that step) goes to ind (NULL when
- * f has none). What was used goes to fit. */
-void kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train, const feat_fitted *given,
-                         double *ind, feat_fitted *fit);
+ * train[i] is 1 as they stand at that step (into fit), or, given what a build learned, with
+ * that (fit, when not NULL, then gets a and b only). src: the source's categories (codes, hash;
+ * else NULL). An indicator (1 where the value is NA at that step) goes to ind (NULL when f has
+ * none). */
+kiln_status kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train,
+                                const feat_fitted *given, const feat_cats *src, double *ind, feat_fitted *fit);
+/* The q-quantile of m sorted values, interpolated linearly between order statistics (numpy's
+ * default); NaN when m is 0. */
+double kiln_feat_quantile(const double *sorted, uint64_t m, double q);
 /* Columns f adds to the matrix: 1, or 2 with an indicator. */
 int kiln_feat_width(const feature *f);
 
 /* ---- fitting on many ranks (fit.c) ---- */
 
-enum { FEAT_N_STATS = 6 };             /* count, missing share, mean, std, min, max */
+/* A feature's statistics over the training split, before transforms: FEAT_N_STATS numbers
+ * (count, missing share, mean, std, min, max, quantiles), then a histogram of FEAT_HIST_BINS
+ * equal bins from min to max (the last closed, as numpy.histogram). */
+enum { FEAT_N_STATS = 13, FEAT_HIST_BINS = 20, FEAT_STATS_ROW = FEAT_N_STATS + FEAT_HIST_BINS };
+extern const char *const kiln_feat_stat_names[FEAT_N_STATS];
 
 /* Collective: f's transforms fitted on the training values of every rank's rows (col[i] where
  * fit_rows[i]), gathered in spine order on rank owner, and their statistics; both then on
- * every rank, the same whatever the number of ranks. */
+ * every rank (fit allocated there: kiln_feat_fitted_free), the same whatever the number of
+ * ranks. src: the source's categories, as for kiln_feat_transform. */
 kiln_status kiln_feat_fit(kiln_comm *comm, int owner, const feature *f, const double *col, const uint8_t *fit_rows,
-                          uint64_t n, feat_fitted *fit, double stats[FEAT_N_STATS]);
+                          uint64_t n, const feat_cats *src, feat_fitted *fit, double stats[FEAT_STATS_ROW]);
 
 /* ---- a build (build.c) and its output file (write.c) ---- */
 
@@ -151,7 +180,6 @@ typedef struct feat_build {
     const char *output, *config_yaml;
     const char *state;                 /* apply: the build whose transforms are used (else NULL) */
     char state_path[PATH_MAX];
-    double *given_a, *given_b;         /* apply: what they learned [K, FEAT_MAX_TRANSFORMS] */
     feature *f;
     int n;                             /* K features */
     feat_dict *dict;
@@ -167,9 +195,18 @@ typedef struct feat_build {
     int width;                         /* the columns of x (indicators count) */
     char (*names)[KILN_CFG_MAP_KEY_MAX + 16];
     double *xt;                        /* transformed features [rows, width] */
-    double *fit_a, *fit_b;             /* what each transform learned [K, FEAT_MAX_TRANSFORMS] */
-    double *stats;                     /* [K, FEAT_N_STATS] over the training split */
+    feat_fitted *fitted;               /* [K]: what each feature's transforms learned (or were given) */
+    feat_cats *cats;                   /* [K]: a categorical feature's source strings (else empty) */
+    double *stats;                     /* [K, FEAT_STATS_ROW] over the training split */
 } feat_build;
+
+/* The fitted state in a build's output (state.c): written by rank 0 with the rest of the file,
+ * read by apply (--state, a file or registry URI) into b->fitted, after checking that the state
+ * was built with this spec's features, line for line. */
+kiln_status kiln_feat_state_write(hid_t file, const feat_build *b);
+kiln_status kiln_feat_state_read(feat_build *b);
+/* A categorical feature's source strings (codes, hash) into b->cats[j]. */
+kiln_status kiln_feat_source_categories(feat_build *b, int j);
 
 /* Collective: the output written whole and atomically: rank 0 creates OUTPUT.tmp with
  * everything but the rows, the rows' datasets allocated; every rank writes its rows into them

@@ -11,16 +11,45 @@
 #include <string.h>
 #include "features_internal.h"
 
-/* count, missing share, mean, std (sample), min, max of the values (NaN: missing; NaN where
- * there are no values). */
-static void describe(const double *v, uint64_t n, double out[FEAT_N_STATS])
+const char *const kiln_feat_stat_names[FEAT_N_STATS] = {"count", "missing_share", "mean", "std", "min", "max",
+                                                         "p01", "p05", "p25", "p50", "p75", "p95", "p99"};
+
+static int ascending(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The histogram bin of x in FEAT_HIST_BINS equal bins over [lo, hi] (lo < hi), as numpy.histogram finds
+ * it (the same edges, the same corrections), so the counts are numpy's. */
+static double edge(int k, double lo, double hi)
+{
+    return k == FEAT_HIST_BINS ? hi : lo + k * ((hi - lo) / FEAT_HIST_BINS);
+}
+
+static int bin(double x, double lo, double hi)
+{
+    if (!(hi > lo)) return 0;
+    int k = (int)((x - lo) * (FEAT_HIST_BINS / (hi - lo)));
+    if (k >= FEAT_HIST_BINS) k = FEAT_HIST_BINS - 1;
+    if (k > 0 && x < edge(k, lo, hi)) k--;
+    else if (k < FEAT_HIST_BINS - 1 && x >= edge(k + 1, lo, hi)) k++;
+    return k;
+}
+
+/* The statistics of the values (NaN: missing; NaN where there are no values): count, missing
+ * share, mean, std (sample), min, max, the quantiles of kiln_feat_stat_names, then the
+ * histogram. */
+static kiln_status describe(const double *v, uint64_t n, double out[FEAT_STATS_ROW])
 {
     uint64_t count = 0, missing = 0;
     long double s = 0, q = 0;
     double lo = INFINITY, hi = -INFINITY;
+    double *sorted = malloc((n + 1) * sizeof *sorted);
+    KILN_CHECK_ALLOC(sorted);
     for (uint64_t i = 0; i < n; i++) {
         if (isnan(v[i])) missing++;
-        else count++, s += v[i], lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+        else sorted[count++] = v[i], s += v[i], lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
     }
     double mean = count ? (double)(s / count) : NAN;
     for (uint64_t i = 0; i < n; i++)
@@ -28,10 +57,46 @@ static void describe(const double *v, uint64_t n, double out[FEAT_N_STATS])
     out[0] = (double)count, out[1] = n ? (double)missing / (double)n : NAN;
     out[2] = mean, out[3] = count > 1 ? (double)sqrtl(q / (count - 1)) : NAN;
     out[4] = count ? lo : NAN, out[5] = count ? hi : NAN;
+    qsort(sorted, count, sizeof *sorted, ascending);
+    static const double at[7] = {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99};
+    for (int k = 0; k < 7; k++) out[6 + k] = kiln_feat_quantile(sorted, count, at[k]);
+    double *hist = out + FEAT_N_STATS;
+    for (int k = 0; k < FEAT_HIST_BINS; k++) hist[k] = 0;
+    /* a constant feature: numpy's range, the value +- 0.5 */
+    double from = lo < hi ? lo : lo - 0.5, to = lo < hi ? hi : hi + 0.5;
+    for (uint64_t i = 0; i < count; i++) hist[bin(sorted[i], from, to)] += 1;
+    free(sorted);
+    return KILN_OK;
+}
+
+/* The owner's buckets and codes to every rank (a and b travel with the struct). */
+static kiln_status share_lists(kiln_comm *comm, int owner, feat_fitted *fit)
+{
+    int me = kiln_comm_rank(comm, KILN_AXIS_WORLD);
+    feat_fitted sent = *fit;
+    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, &sent, sizeof sent, owner));
+    if (me != owner) {
+        memcpy(fit->a, sent.a, sizeof fit->a), memcpy(fit->b, sent.b, sizeof fit->b);
+        fit->n_edges = sent.n_edges, fit->n_kept = sent.n_kept;
+        fit->edges = malloc(fit->n_edges * sizeof *fit->edges + 1);
+        fit->kept = calloc((size_t)fit->n_kept + 1, sizeof *fit->kept);
+        fit->kept_count = calloc((size_t)fit->n_kept + 1, sizeof *fit->kept_count);
+        if (!fit->edges || !fit->kept || !fit->kept_count) return KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
+    }
+    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->edges, fit->n_edges * sizeof *fit->edges, owner));
+    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->kept_count, (size_t)fit->n_kept * sizeof *fit->kept_count,
+                               owner));
+    for (int32_t k = 0; k < fit->n_kept; k++) {
+        uint64_t len = me == owner ? strlen(fit->kept[k]) + 1 : 0;
+        KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, &len, sizeof len, owner));
+        if (me != owner && !(fit->kept[k] = malloc(len))) return KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
+        KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->kept[k], len, owner));
+    }
+    return KILN_OK;
 }
 
 kiln_status kiln_feat_fit(kiln_comm *comm, int owner, const feature *f, const double *col, const uint8_t *fit_rows,
-                          uint64_t n, feat_fitted *fit, double stats[FEAT_N_STATS])
+                          uint64_t n, const feat_cats *src, feat_fitted *fit, double stats[FEAT_STATS_ROW])
 {
     int size = kiln_comm_size(comm, KILN_AXIS_WORLD), me = kiln_comm_rank(comm, KILN_AXIS_WORLD);
     uint64_t mine = 0, *send = calloc((size_t)size, sizeof *send), *got = calloc((size_t)size, sizeof *got);
@@ -45,18 +110,17 @@ kiln_status kiln_feat_fit(kiln_comm *comm, int owner, const feature *f, const do
     if (st == KILN_OK) st = kiln_comm_exchange(comm, KILN_AXIS_WORLD, train, send, sizeof *train, (void **)&all, got);
     free(train);
     uint64_t m = 0;
-    for (int p = 0; p < size; p++) m += got[p];
-    memset(fit, 0, sizeof *fit);
+    for (int p = 0; p < size && got; p++) m += got[p];
     uint8_t *ones = me == owner && st == KILN_OK ? malloc(m + 1) : NULL;
     if (me == owner && st == KILN_OK && !ones) st = KILN_ERROR(KILN_ERR_NOMEM, "feature %s: fitting", f->name);
+    if (me == owner && st == KILN_OK) st = describe(all, m, stats);
     if (me == owner && st == KILN_OK) {
-        describe(all, m, stats);
         memset(ones, 1, m);
-        kiln_feat_transform(f, all, m, ones, NULL, NULL, fit);
+        st = kiln_feat_transform(f, all, m, ones, NULL, src, NULL, fit);
     }
     free(ones), free(all), free(send), free(got);
     st = kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
-    if (st == KILN_OK) st = kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit, sizeof *fit, owner);
-    if (st == KILN_OK) st = kiln_comm_bcast(comm, KILN_AXIS_WORLD, stats, FEAT_N_STATS * sizeof *stats, owner);
+    if (st == KILN_OK) st = share_lists(comm, owner, fit);
+    if (st == KILN_OK) st = kiln_comm_bcast(comm, KILN_AXIS_WORLD, stats, FEAT_STATS_ROW * sizeof *stats, owner);
     return st;
 }

@@ -5,7 +5,8 @@
  *   hour() | dow() | day() | month()                    of the spine's time (UTC)
  *   column(COLUMN)                                      a spine column as it is
  * then transforms, each after a '|': fill_mean, fill(V), indicator, standardize, minmax, log1p,
- * clip(LO, HI). DURATION: a number and s, m, h or d. Words are separated by spaces. */
+ * clip(LO, HI), buckets(N), codes, codes(MIN), hash(N) (transform.c). DURATION: a number and s,
+ * m, h or d. Words are separated by spaces. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,12 +86,45 @@ static kiln_status clauses(const char *name, const char *line, char *words, feat
     return KILN_OK;
 }
 
+/* An integer argument in [lo, hi]. */
+static int whole(const char *arg, double lo, double hi, double *v)
+{
+    char *end;
+    *v = strtod(arg, &end);
+    return end != arg && !*end && *v >= lo && *v <= hi && *v == (double)(long long)*v;
+}
+
+int kiln_feat_is_categorical(const feature *f)
+{
+    return f->n_tr > 0 && (f->tr[0].kind == TR_CODES || f->tr[0].kind == TR_HASH);
+}
+
+/* codes and hash read a category's text: first, on a column, as-of or lookup; one buckets. */
+static kiln_status check_transforms(const char *name, const char *line, const feature *f)
+{
+    int buckets = 0;
+    for (int t = 0; t < f->n_tr; t++) {
+        feat_tr_kind k = f->tr[t].kind;
+        buckets += k == TR_BUCKETS;
+        if ((k == TR_CODES || k == TR_HASH) && t > 0)
+            return bad(name, line, "codes and hash read a category's text, so they come first");
+        if ((k == TR_CODES || k == TR_HASH) && f->kind != FEAT_COLUMN && f->kind != FEAT_ASOF && f->kind != FEAT_LOOKUP)
+            return bad(name, line, "codes and hash take a category: column(C), asof(T.C) or lookup(T.C) of a category "
+                       "column");
+    }
+    return buckets > 1 ? bad(name, line, "one buckets a feature") : KILN_OK;
+}
+
 static kiln_status parse_transform(const char *name, const char *line, char *word, feature *f)
 {
     while (isspace((unsigned char)*word)) word++;
     for (char *e = word + strlen(word); e > word && isspace((unsigned char)e[-1]);) *--e = '\0';
     if (f->n_tr == FEAT_MAX_TRANSFORMS) return bad(name, line, "at most 8 transforms");
     feat_transform *t = &f->tr[f->n_tr];
+    if (!strcmp(word, "codes")) {
+        t->kind = TR_CODES, t->a = 1;
+        return f->n_tr++, KILN_OK;
+    }
     static const char *const plain[] = {"fill_mean", NULL, "indicator", "standardize", "minmax", "log1p"};
     for (int k = 0; k < 6; k++)
         if (plain[k] && !strcmp(word, plain[k])) {
@@ -105,6 +139,12 @@ static kiln_status parse_transform(const char *name, const char *line, char *wor
         if (!strcmp(fn, "fill")) {
             t->kind = TR_FILL, t->a = strtod(arg, &end);
             if (end != arg && !*end) return f->n_tr++, KILN_OK;
+        } else if (!strcmp(fn, "buckets") || !strcmp(fn, "hash") || !strcmp(fn, "codes")) {
+            t->kind = fn[0] == 'b' ? TR_BUCKETS : fn[0] == 'h' ? TR_HASH : TR_CODES;
+            double hi = fn[0] == 'b' ? 1024 : fn[0] == 'h' ? 16777216 : 1e15;
+            if (whole(arg, fn[0] == 'c' ? 1 : 2, hi, &t->a)) return f->n_tr++, KILN_OK;
+            return KILN_ERROR(KILN_ERR_CONFIG, "features.%s: '%s': %s takes a whole number from %d to %.0f", name, word,
+                              fn, fn[0] == 'c' ? 1 : 2, hi);
         } else if (!strcmp(fn, "clip")) {
             t->kind = TR_CLIP, t->a = strtod(arg, &end);
             if (end != arg && *end == ',') {
@@ -115,7 +155,7 @@ static kiln_status parse_transform(const char *name, const char *line, char *wor
         }
     }
     return KILN_ERROR(KILN_ERR_CONFIG, "features.%s: unknown transform '%s' (expected fill_mean, fill(V), indicator, "
-                      "standardize, minmax, log1p or clip(LO,HI))", name, word);
+                      "standardize, minmax, log1p, clip(LO,HI), buckets(N), codes, codes(MIN) or hash(N))", name, word);
 }
 
 kiln_status kiln_feat_parse(const char *name, const char *line, feature *f)
@@ -164,5 +204,5 @@ kiln_status kiln_feat_parse(const char *name, const char *line, feature *f)
         return bad(name, line, "'within' and 'created' belong to asof");
     for (char *save = NULL, *w = bar ? strtok_r(bar + 1, "|", &save) : NULL; w; w = strtok_r(NULL, "|", &save))
         KILN_CHECK(parse_transform(name, line, w, f));
-    return KILN_OK;
+    return check_transforms(name, line, f);
 }

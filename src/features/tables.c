@@ -22,29 +22,10 @@ static kiln_status read_categories(hid_t g, const char *file, feat_column *c)
 {
     char path[300];
     snprintf(path, sizeof path, ".categories/%s", c->name);
-    hid_t d = H5Dopen2(g, path, H5P_DEFAULT);
-    KILN_H5_CHECK(d, KILN_ERR_DATA, "'%s': table '%s' has no %s (not made by kiln data import csv?)", file, c->table,
-                  path);
-    hid_t space = H5Dget_space(d);
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    kiln_status st = n >= 0 && n <= INT32_MAX ? KILN_OK : KILN_ERROR(KILN_ERR_DATA, "'%s': %s/%s", file, c->table, path);
-    if (st == KILN_OK && n > 0) {
-        c->cats = calloc((size_t)n, sizeof *c->cats);
-        if (!c->cats) st = KILN_ERROR(KILN_ERR_NOMEM, "categories of %s", c->name);
-        else if (H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->cats) < 0)
-            st = KILN_H5_ERROR(KILN_ERR_DATA, "reading %s/%s of '%s'", c->table, path, file);
-        else
-            c->n_cats = (int32_t)n;
-    }
-    H5Tclose(type);
-    if (space >= 0) H5Sclose(space);
-    H5Dclose(d);
-    for (int32_t i = 0; st == KILN_OK && i < c->n_cats; i++)
-        if (!c->cats[i]) c->cats[i] = strdup(""), st = c->cats[i] ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "categories");
-    return st;
+    uint64_t n = 0;
+    KILN_CHECK(kiln_h5_read_strings(g, path, file, &c->cats, &n));
+    c->n_cats = (int32_t)n; /* read_strings refuses more than INT32_MAX */
+    return KILN_OK;
 }
 
 /* Rows [c->first, c->first + c->rows) of the column, as mtype. */
@@ -134,7 +115,7 @@ kiln_status kiln_feat_column_read_part(const char *file, const char *table, cons
     if (st == KILN_OK && (!kiln_csv_type_parse(c->type, &ty) || ty == KILN_CSV_AUTO))
         st = KILN_ERROR(KILN_ERR_DATA, "'%s': column %s/%s has type '%s'", file, table, name, c->type);
     c->total = st == KILN_OK ? shape[0] : 0;
-    kiln_feat_part_of(c->total, part, parts, &c->first, &c->rows);
+    if (parts > 0) kiln_feat_part_of(c->total, part, parts, &c->first, &c->rows);
     if (st == KILN_OK) st = read_values(d, file, c);
     if (st == KILN_OK && !strcmp(c->type, "category")) st = read_categories(g, file, c);
     for (uint64_t i = 0; st == KILN_OK && c->codes && i < c->rows; i++)

@@ -32,28 +32,31 @@ static int splits(const feat_build *b, split_rows s[2])
     return b->state ? 1 : 2;
 }
 
-static kiln_status write_strings(hid_t f, const char *name, const char *const *s, uint64_t n)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    KILN_H5_CHECK(type, KILN_ERR_HDF5, "string type");
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    uint64_t shape[1] = {n};
-    kiln_status st = kiln_h5_write_dataset(f, name, type, type, 1, shape, s);
-    H5Tclose(type);
-    return st;
-}
-
+/* /stats/NAME (the numbers, with their names as the attribute fields) and /histograms/NAME
+ * (counts of equal bins from min to max, the attributes lo and hi). */
 static kiln_status write_stats(hid_t file, const feat_build *b, int j)
 {
-    char name[KILN_CFG_MAP_KEY_MAX + 8];
+    const double *row = b->stats + (size_t)j * FEAT_STATS_ROW;
+    char name[KILN_CFG_MAP_KEY_MAX + 16], fields[256] = "";
+    for (int k = 0; k < FEAT_N_STATS; k++)
+        snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "%s%s", k ? " " : "", kiln_feat_stat_names[k]);
     snprintf(name, sizeof name, "stats/%s", b->f[j].name);
-    uint64_t shape[1] = {FEAT_N_STATS};
-    KILN_CHECK(kiln_h5_write_dataset(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, shape,
-                                     b->stats + (size_t)j * FEAT_N_STATS));
+    uint64_t shape[1] = {FEAT_N_STATS}, bins[1] = {FEAT_HIST_BINS};
+    KILN_CHECK(kiln_h5_write_dataset(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, shape, row));
     hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
     KILN_H5_CHECK(d, KILN_ERR_HDF5, "reopening %s", name);
-    kiln_status st = kiln_h5_write_attr_str(d, "fields", "count missing_share mean std min max");
+    kiln_status st = kiln_h5_write_attr_str(d, "fields", fields);
+    H5Dclose(d);
+    int64_t counts[FEAT_HIST_BINS];
+    for (int k = 0; k < FEAT_HIST_BINS; k++) counts[k] = (int64_t)row[FEAT_N_STATS + k];
+    snprintf(name, sizeof name, "histograms/%s", b->f[j].name);
+    if (st == KILN_OK) st = kiln_h5_write_dataset(file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, bins, counts);
+    if (st != KILN_OK) return st;
+    d = H5Dopen2(file, name, H5P_DEFAULT);
+    KILN_H5_CHECK(d, KILN_ERR_HDF5, "reopening %s", name);
+    int constant = row[4] == row[5]; /* the bins span the value +- 0.5 (fit.c) */
+    st = kiln_h5_write_attr_f64(d, "lo", constant ? row[4] - 0.5 : row[4]);
+    if (st == KILN_OK) st = kiln_h5_write_attr_f64(d, "hi", constant ? row[5] + 0.5 : row[5]);
     H5Dclose(d);
     return st;
 }
@@ -83,17 +86,13 @@ static kiln_status fill_header(hid_t file, const feat_build *b)
     kiln_status st = names && spec ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "names");
     for (int j = 0; st == KILN_OK && j < b->width; j++) names[j] = b->names[j];
     for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->c->features.define.items[j].value;
-    if (st == KILN_OK) st = write_strings(file, "features/names", names, (uint64_t)b->width);
-    if (st == KILN_OK) st = write_strings(file, "features/spec", spec, (uint64_t)b->n);
+    if (st == KILN_OK) st = kiln_h5_write_strings(file, "features/names", names, (uint64_t)b->width);
+    if (st == KILN_OK) st = kiln_h5_write_strings(file, "features/spec", spec, (uint64_t)b->n);
     for (int j = 0; st == KILN_OK && j < b->n; j++) spec[j] = b->f[j].name;
-    if (st == KILN_OK) st = write_strings(file, "features/raw_names", spec, (uint64_t)b->n);
+    if (st == KILN_OK) st = kiln_h5_write_strings(file, "features/raw_names", spec, (uint64_t)b->n);
     free(names), free(spec);
     for (int j = 0; st == KILN_OK && !b->state && j < b->n; j++) st = write_stats(file, b, j);
-    uint64_t fs[2] = {(uint64_t)b->n, FEAT_MAX_TRANSFORMS};
-    if (st == KILN_OK)
-        st = kiln_h5_write_dataset(file, "features/transform_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, fs, b->fit_a);
-    if (st == KILN_OK)
-        st = kiln_h5_write_dataset(file, "features/transform_b", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, fs, b->fit_b);
+    if (st == KILN_OK) st = kiln_feat_state_write(file, b);
     KILN_CHECK(st);
     KILN_CHECK(kiln_h5_write_attr_str(file, "tables", b->c->features.tables));
     KILN_CHECK(kiln_h5_write_attr_u64(file, "tables_crc32", b->tables_crc));

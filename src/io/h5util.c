@@ -407,6 +407,59 @@ kiln_status kiln_h5_write_range(hid_t dset, hid_t mem_type, hid_t dxpl, uint64_t
     return transfer_range(dset, mem_type, dxpl, start, count, NULL, buf);
 }
 
+static hid_t utf8_string_type(void)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    if (type >= 0 && (H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0)) {
+        H5Tclose(type);
+        return H5I_INVALID_HID;
+    }
+    return type;
+}
+
+kiln_status kiln_h5_write_strings(hid_t loc, const char *name, const char *const *values, uint64_t n)
+{
+    hid_t type = utf8_string_type();
+    KILN_H5_CHECK(type, KILN_ERR_HDF5, "string type for '%s'", name);
+    uint64_t shape[1] = {n};
+    kiln_status st = kiln_h5_write_dataset(loc, name, type, type, 1, shape, n ? (const void *)values : "");
+    H5Tclose(type);
+    return st;
+}
+
+void kiln_h5_free_strings(char **s, uint64_t n)
+{
+    for (uint64_t i = 0; s && i < n; i++) free(s[i]);
+    free(s);
+}
+
+kiln_status kiln_h5_read_strings(hid_t loc, const char *name, const char *file, char ***out, uint64_t *n)
+{
+    *out = NULL, *n = 0;
+    kiln_h5_quiet();
+    if (!kiln_h5_exists(loc, name))
+        return KILN_ERROR(KILN_ERR_DATA, "no dataset '%s' in '%s' (expected strings [N])", name, file);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    KILN_H5_CHECK(d, KILN_ERR_DATA, "opening '%s' in '%s'", name, file);
+    int nd = 0;
+    uint64_t dims[KILN_H5_MAX_DIMS];
+    hid_t ftype = H5Dget_type(d), type = utf8_string_type();
+    kiln_status st = kiln_h5_dataset_shape(d, &nd, dims);
+    if (st == KILN_OK && (nd != 1 || ftype < 0 || H5Tget_class(ftype) != H5T_STRING || dims[0] > INT32_MAX))
+        st = KILN_ERROR(KILN_ERR_DATA, "dataset '%s' in '%s': expected strings [N]", name, file);
+    if (st == KILN_OK && !(*out = calloc(dims[0] + 1, sizeof **out))) st = KILN_ERROR(KILN_ERR_NOMEM, "%s", name);
+    if (st == KILN_OK && dims[0] && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+        st = KILN_H5_ERROR(KILN_ERR_DATA, "reading '%s' of '%s'", name, file);
+    for (uint64_t i = 0; st == KILN_OK && i < dims[0]; i++)
+        if (!(*out)[i] && !((*out)[i] = strdup(""))) st = KILN_ERROR(KILN_ERR_NOMEM, "%s", name);
+    if (st == KILN_OK) *n = dims[0];
+    else kiln_h5_free_strings(*out, dims[0]), *out = NULL;
+    if (type >= 0) H5Tclose(type);
+    if (ftype >= 0) H5Tclose(ftype);
+    H5Dclose(d);
+    return st;
+}
+
 int kiln_h5_has_attr(hid_t obj, const char *name)
 {
     kiln_h5_quiet();

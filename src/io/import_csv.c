@@ -581,14 +581,7 @@ static kiln_status write_categories(hid_t g, const column *col)
 {
     char name[300];
     snprintf(name, sizeof name, ".categories/%s", col->name);
-    hid_t type = H5Tcopy(H5T_C_S1);
-    KILN_H5_CHECK(type, KILN_ERR_HDF5, "string type");
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    uint64_t shape[1] = {(uint64_t)col->cats.n};
-    kiln_status st = kiln_h5_write_dataset(g, name, type, type, 1, shape, col->cats.n ? (const void *)col->cats.s : "");
-    H5Tclose(type);
-    return st;
+    return kiln_h5_write_strings(g, name, (const char *const *)col->cats.s, (uint64_t)col->cats.n);
 }
 
 static kiln_status write_column(hid_t g, const table *t, const column *col)

@@ -3,7 +3,8 @@ the current directory for tests/features/*.sh: events.csv (unsorted times on a 1
 so many ties; NA values, keys and times), spine.csv (keys without events, a label), snap.csv
 (as-of rows, some created after they are valid), static.csv (not every key; an NA), and
 spec.yaml (every aggregate over two windows, as-of with a tolerance and a creation time, a
-lookup, the time parts, a spine column, every transform). Seeded: the same files every run."""
+lookup, the time parts, a spine column, every transform: buckets, codes with rare categories
+and NAs, hash). Seeded: the same files every run."""
 import csv, random, datetime
 rng = random.Random(7)
 base = datetime.datetime(2013, 1, 1, tzinfo=datetime.timezone.utc)
@@ -39,9 +40,10 @@ with open("snap.csv", "w", newline="") as f:
 # a static table (not every key)
 with open("static.csv", "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["key", "seats"])
+    w.writerow(["key", "seats", "kind"])
     for k in keys[:20]:
-        w.writerow([k, "NA" if k == "k3" else rng.randrange(50, 300)])
+        kind = rng.choice(["common"] * 8 + ["mid"] * 4 + ["rare", "NA"])
+        w.writerow([k, "NA" if k == "k3" else rng.randrange(50, 300), kind])
 with open("spec.yaml", "w") as f:
     f.write("""tables: tables.h5
 spine: {table: spine, time: time, label: delay > 15}
@@ -64,4 +66,9 @@ features:
   day: day()
   month: month()
   size: column(size) | log1p
+  size_q: column(size) | buckets(10)
+  m_q: mean(events.value) by key over 1d | fill_mean | buckets(4)
+  kind_code: lookup(static.kind) by key | codes(30) | indicator | fill(-1)
+  key_code: column(key) | codes(40)
+  key_hash: column(key) | hash(7)
 """)

