@@ -6,7 +6,8 @@
 # feature computation are timed apart and together; every peer's features are checked against
 # kiln's (1e-9 relative, NaN where kiln has NaN). At the real size (336,776 flights) and at
 # BENCH_COPIES copies (default 30: 10.1 M flights), made by repeating flights and weather with
-# their times shifted 365 days a copy. Peak memory per process (ru_maxrss). Writes
+# their times shifted 365 days a copy. kiln's feature build also on 2 ranks (its file must be the
+# 1-rank file). Peak memory per process (ru_maxrss). Writes
 # bench/results/features-<date>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +79,12 @@ for size in 1 "$copies"; do
     --set threads="$threads" >/dev/null 2>"$tmp/f.err"
   t2=$(now)
   rss=$(sort -n "$tmp"/imp1.rss "$tmp"/imp2.rss "$tmp"/feat.rss | tail -1)
-  results+=("{\"system\": \"kiln\", \"copies\": $size, \"import_s\": $(secs "$t0" "$t1"), \"features_s\": $(secs "$t1" "$t2"), \"peak_rss_mb\": $((rss / 1024))}")
+  # the same build on 2 ranks (rows by key and block of time): its time, and the same file
+  mpirun --allow-run-as-root --oversubscribe -np 2 "$kiln" features build "$tmp/s.yaml" --output "$tmp/f2.h5" --set threads="$threads" \
+    >/dev/null 2>"$tmp/f2.err" || { tail -5 "$tmp/f2.err"; die "the 2-rank build failed"; }
+  t3=$(now)
+  cmp -s "$tmp/f.h5" "$tmp/f2.h5" || die "the 2-rank build wrote another file than the 1-rank build"
+  results+=("{\"system\": \"kiln\", \"copies\": $size, \"import_s\": $(secs "$t0" "$t1"), \"features_s\": $(secs "$t1" "$t2"), \"features_2ranks_s\": $(secs "$t2" "$t3"), \"peak_rss_mb\": $((rss / 1024))}")
   for p in duckdb polars pandas; do
     say "size x$size: $p"
     line=$("$py" bench/features_peers.py "$fl" "$we" "$p" "$tmp/$p.npy" "$threads" 2>"$tmp/$p.err") ||
@@ -107,5 +113,8 @@ json.dump({'date': datetime.date.today().isoformat(), 'machine': platform.proces
 print(f\"{'system':8s} {'copies':>6s} {'import s':>9s} {'features s':>11s} {'total s':>8s} {'peak MB':>8s}\")
 for r in rows:
     print(f\"{r['system']:8s} {r['copies']:6d} {r['import_s']:9.2f} {r['features_s']:11.2f} {r['import_s'] + r['features_s']:8.2f} {r['peak_rss_mb']:8.0f}\")
+for r in rows:
+    if 'features_2ranks_s' in r:
+        print(f\"kiln x{r['copies']}: features on 2 ranks {r['features_2ranks_s']:.2f} s, {r['features_s'] / r['features_2ranks_s']:.2f}x 1 rank (the same file)\")
 print('wrote $out')
 "

@@ -15,7 +15,7 @@
 
 #define KILN_CFG_STR_MAX 512
 #define KILN_CFG_LIST_MAX 16
-#define KILN_CFG_MAP_MAX 32      /* entries of a map key (a sweep's search space) */
+#define KILN_CFG_MAP_MAX 128     /* entries of a map key (a sweep's search space, a feature spec) */
 #define KILN_CFG_MAP_KEY_MAX 128
 
 typedef char kiln_cfg_str[KILN_CFG_STR_MAX];

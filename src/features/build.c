@@ -385,9 +385,14 @@ static kiln_status run(build *b)
         st = feature_column(b, j, col);
         for (uint64_t i = 0; st == KILN_OK && i < rows; i++) b->raw[i * n + (uint64_t)j] = col[i];
     }
+    double t1 = kiln_time_s();
     if (st == KILN_OK) st = transform_all(b, col);
     free(col);
+    if (st == KILN_OK && b->rank == 0)
+        kiln_info("features: transforms %s in %.3f s", b->state ? "applied" : "fitted and applied", kiln_time_s() - t1);
+    t1 = kiln_time_s();
     if (st == KILN_OK) st = kiln_feat_write(b);
+    if (st == KILN_OK && b->rank == 0) kiln_info("features: %s written in %.3f s", b->output, kiln_time_s() - t1);
     if (st == KILN_OK) remove_stages(b); /* the output holds it all now */
     if (st == KILN_OK && b->rank == 0 && b->state)
         printf("kiln features apply: %" PRIu64 " rows x %d columns (%d features) with the transforms of %s in %.2f s "

@@ -1,10 +1,12 @@
 /* The features of the spine rows, correct in time: a feature at time t uses only events whose
  * time is before t (windows: [t - W, t)) or at most t (as-of joins: the latest row known at t).
  *
- * Windows: the events and the spine rows are each sorted by (key, time, row); within a key
+ * Windows: the events and the spine rows are each sorted by (key, time, row) (radix sorted:
+ * linear in the rows); within a key
  * the window's ends only move forward as t grows, so one pass per key keeps it: prefix sums in
  * long double for count, sum, mean and std (each window's sums are differences of two prefixes,
- * so no error accumulates from row to row), monotonic queues for min and max, the newest
+ * so no error accumulates from row to row; they restart at every block of time, see block_sum),
+ * monotonic queues for min and max, the newest
  * non-NA row for last. NA values (NaN) are not counted; an empty window's sum, mean, min, max,
  * std and last are NaN (SQL's NULL), its count 0; std is the sample one (NaN below 2 values).
  * Spine rows and events whose key or time is NA have no features (NaN) and are not seen. */
@@ -12,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kiln/radix.h"
 #include "features_internal.h"
 
 typedef struct sort_ctx {
@@ -27,6 +30,39 @@ static int by_key_time(const void *a, const void *b, void *ctx)
     return i < j ? -1 : i > j;
 }
 
+static int bits_of(uint64_t range)
+{
+    int b = 0;
+    while (b < 64 && (range >> b)) b++;
+    return b;
+}
+
+/* The rows of order[0..n) sorted by (key, time, row) in linear time when key and time, less
+ * their minimums, fit one 64-bit word together (category keys and any span of times do), packed
+ * as (key, time) and radix sorted, which keeps rows in order among equal pairs; 0 when they do
+ * not fit. */
+static int radix_sorted(const int64_t *key, const int64_t *time, uint64_t *order, uint64_t n, kiln_status *st)
+{
+    int64_t kmin = INT64_MAX, kmax = INT64_MIN, tmin = INT64_MAX, tmax = INT64_MIN;
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t k = key[order[i]], t = time[order[i]];
+        kmin = k < kmin ? k : kmin, kmax = k > kmax ? k : kmax, tmin = t < tmin ? t : tmin, tmax = t > tmax ? t : tmax;
+    }
+    if (n < 2) return 1;
+    int tbits = bits_of((uint64_t)tmax - (uint64_t)tmin), kbits = bits_of((uint64_t)kmax - (uint64_t)kmin);
+    if (tbits + kbits > 64) return 0;
+    uint64_t *packed = malloc(n * sizeof *packed);
+    if (!packed) return *st = KILN_ERROR(KILN_ERR_NOMEM, "sorting %llu rows", (unsigned long long)n), 1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t r = order[i];
+        uint64_t k = (uint64_t)key[r] - (uint64_t)kmin, t = (uint64_t)time[r] - (uint64_t)tmin;
+        packed[i] = (tbits < 64 ? k << tbits : 0) | t;
+    }
+    *st = kiln_radix_sort(packed, order, n, tbits + kbits);
+    free(packed);
+    return 1;
+}
+
 /* The rows with a key and a time, sorted by (key, time, row): *order (caller frees), *n. */
 static kiln_status sorted_rows(const int64_t *key, const int64_t *time, uint64_t rows, uint64_t **order, uint64_t *n)
 {
@@ -35,6 +71,8 @@ static kiln_status sorted_rows(const int64_t *key, const int64_t *time, uint64_t
     *n = 0;
     for (uint64_t i = 0; i < rows; i++)
         if (key[i] != INT64_MIN && time[i] != INT64_MIN) (*order)[(*n)++] = i;
+    kiln_status st = KILN_OK;
+    if (radix_sorted(key, time, *order, *n, &st)) return st;
     sort_ctx c = {key, time};
     qsort_r(*order, *n, sizeof **order, by_key_time, &c);
     return KILN_OK;
@@ -46,7 +84,9 @@ typedef struct window_state {
     const double *values;
     const uint64_t *ev;                /* the events of this key, sorted by time */
     uint64_t n;
-    long double *s1, *s2;              /* prefix sums of the non-NA values and their squares */
+    long double *s1, *s2;              /* prefix sums of the non-NA values and their squares, each
+                                        * restarting at its block (block_of) */
+    uint64_t *first;                   /* the position of the first event of each event's block */
     uint64_t *cnt;                     /* prefix counts of the non-NA values */
     uint64_t *qmin, *qmax;             /* monotonic queues (positions in ev) */
     uint64_t hmin, tmin, hmax, tmax;
@@ -64,10 +104,22 @@ static void push_queues(window_state *w, uint64_t pos)
     w->last = (int64_t)pos;
 }
 
+/* The sum of events [lo, hi) (hi > lo) from prefix sums that restart at every block: the window
+ * lies in at most two blocks, its last event's and the one before, and the sum is the same
+ * arithmetic on the same values whatever other blocks of the key are present, so a rank that
+ * holds only those two blocks computes it bit for bit as one rank holding all. */
+static long double block_sum(const window_state *w, const long double *s, uint64_t lo, uint64_t hi)
+{
+    uint64_t fe = w->first[hi - 1];
+    long double before_lo = lo == w->first[lo] ? 0 : s[lo];
+    if (lo >= fe) return s[hi] - before_lo;
+    return (s[fe] - before_lo) + s[hi];
+}
+
 static double window_value(const window_state *w, uint64_t lo, uint64_t hi)
 {
     uint64_t n = w->cnt[hi] - w->cnt[lo];
-    long double s = w->s1[hi] - w->s1[lo], q = w->s2[hi] - w->s2[lo];
+    long double s = hi > lo ? block_sum(w, w->s1, lo, hi) : 0, q = hi > lo ? block_sum(w, w->s2, lo, hi) : 0;
     switch (w->f->agg) {
     case AGG_COUNT: return (double)n;
     case AGG_SUM: return n ? (double)s : NAN;
@@ -90,8 +142,10 @@ static void window_key(window_state *w, const feat_spine *s, const uint64_t *sp,
     for (uint64_t p = 0; p < w->n; p++) {
         double v = w->values[w->ev[p]];
         int ok = !isnan(v);
-        w->s1[p + 1] = w->s1[p] + (ok ? v : 0);
-        w->s2[p + 1] = w->s2[p] + (ok ? (long double)v * v : 0);
+        int starts = p == 0 || kiln_feat_block(w->f, w->times[w->ev[p]]) != kiln_feat_block(w->f, w->times[w->ev[p - 1]]);
+        w->first[p] = starts ? p : w->first[p - 1];
+        w->s1[p + 1] = (starts ? 0 : w->s1[p]) + (ok ? v : 0);
+        w->s2[p + 1] = (starts ? 0 : w->s2[p]) + (ok ? (long double)v * v : 0);
         w->cnt[p + 1] = w->cnt[p] + (uint64_t)ok;
     }
     w->hmin = w->tmin = w->hmax = w->tmax = 0;
@@ -105,6 +159,25 @@ static void window_key(window_state *w, const feat_spine *s, const uint64_t *sp,
         while (w->hmax < w->tmax && w->qmax[w->hmax] < lo) w->hmax++;
         out[sp[r]] = window_value(w, lo, hi);
     }
+}
+
+int64_t kiln_feat_block(const feature *f, int64_t t)
+{
+    int64_t b = kiln_feat_block_us(f);
+    if (!b) return 0;
+    return t >= 0 ? t / b : -((-t + b - 1) / b); /* floor */
+}
+
+int64_t kiln_feat_lookback_us(const feature *f)
+{
+    return f->kind == FEAT_WINDOW ? f->over_us : f->kind == FEAT_ASOF ? f->within_us : 0;
+}
+
+int64_t kiln_feat_block_us(const feature *f)
+{
+    /* 16 look-backs: an event is needed by the next block only in its block's last 1/16 */
+    int64_t w = kiln_feat_lookback_us(f);
+    return w > INT64_MAX / 16 ? INT64_MAX : 16 * w;
 }
 
 /* Calls fn for every key of the spine: its spine rows and its events, both sorted by time. */
@@ -156,13 +229,14 @@ kiln_status kiln_feat_window(const feature *f, const feat_spine *s, const int64_
     w->s1 = malloc((n + 1) * sizeof *w->s1);
     w->s2 = malloc((n + 1) * sizeof *w->s2);
     w->cnt = malloc((n + 1) * sizeof *w->cnt);
+    w->first = malloc((n + 1) * sizeof *w->first);
     w->qmin = malloc((n + 1) * sizeof *w->qmin);
     w->qmax = malloc((n + 1) * sizeof *w->qmax);
-    kiln_status st = w->s1 && w->s2 && w->cnt && w->qmin && w->qmax
+    kiln_status st = w->s1 && w->s2 && w->cnt && w->first && w->qmin && w->qmax
                          ? each_key(s, skeys, keys, times, n, window_one, &j)
                          : KILN_ERROR(KILN_ERR_NOMEM, "feature %s: window buffers for %llu events", f->name,
                                       (unsigned long long)n);
-    free(w->s1), free(w->s2), free(w->cnt), free(w->qmin), free(w->qmax);
+    free(w->s1), free(w->s2), free(w->cnt), free(w->first), free(w->qmin), free(w->qmax);
     return st;
 }
 

@@ -1,13 +1,16 @@
 /* A keyed feature (window, as-of, lookup) on many ranks. Each rank holds a contiguous share of
- * the spine rows and of the table's rows; every row goes to the rank that owns its key (a hash
- * of the key), which computes the features of the spine rows it received against the events it
- * received, and the values go back in the order the rows came.
+ * the spine rows and of the table's rows; every row goes to the rank that owns its key's block
+ * of time (a hash of both; blocks as long as the feature looks back, kiln_feat_block), an event
+ * also to the next block's rank, which looks back into it; a rank computes the features of the
+ * spine rows it received against the events it received, and the values go back in the order
+ * the rows came. A key with millions of rows (an airport) so spreads over every rank; features
+ * without a bound on looking back (a lookup, an as-of without `within`) go by key alone.
  *
  * Why the result does not depend on the number of ranks: the shares are contiguous and in rank
  * order, and kiln_comm_exchange keeps each sender's order, so a rank receives its rows in their
- * global order; compute.c sees every key's spine rows and events whole, sorted by (key, time,
- * position), and computes each key alone. So a key's features are the same arithmetic on the
- * same values in the same order on 1 rank or on 64. */
+ * global order; compute.c sees, for every spine row, every event of its key it can look back to,
+ * sorted by (key, time, position), and its window sums restart at every block. So a row's
+ * features are the same arithmetic on the same values in the same order on 1 rank or on 64. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,37 +26,61 @@ typedef struct event_row {
     uint64_t row;                      /* its row in the table, for messages */
 } event_row;
 
-/* The rank that owns a key: splitmix64's finalizer spreads consecutive keys (category codes,
- * small integers) evenly. */
-static int owner(int64_t key, int size)
+static uint64_t mix(uint64_t z)
 {
-    uint64_t z = (uint64_t)key + 0x9e3779b97f4a7c15ull;
+    z += 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (int)(z % (uint64_t)size);
+    return z ^ (z >> 31);
 }
 
-/* The positions of the rows with a key (and a time, where need_time) grouped by their owner,
- * each group in row order: *order (n_out of them) and counts[size]. */
-static kiln_status group_by_owner(const int64_t *keys, const int64_t *times, uint64_t n, int size, uint64_t **order,
-                                  uint64_t *n_out, uint64_t *counts)
+/* The rank that owns a key's block of time: splitmix64's finalizer spreads consecutive keys
+ * (category codes, small integers) and blocks evenly. */
+static int owner(int64_t key, int64_t block, int size)
 {
-    *order = malloc((n + 1) * sizeof **order);
+    return (int)(mix(mix((uint64_t)key) ^ (uint64_t)block) % (uint64_t)size);
+}
+
+/* Where a row goes (dest[2], -1 where none): a spine row (events 0) to its key's block; an
+ * event (events 1) to its block's rank and, in the block's last look-back, to the next block's,
+ * whose first rows look back into it. */
+static void destinations(const feature *f, int64_t key, const int64_t *time, int events, int size, int dest[2])
+{
+    dest[0] = dest[1] = -1;
+    if (key == INT64_MIN || (time && *time == INT64_MIN)) return;
+    int64_t b = time ? kiln_feat_block(f, *time) : 0;
+    dest[0] = owner(key, b, size);
+    int64_t back = kiln_feat_lookback_us(f);
+    /* needed next door when the next block's start - back <= t (near the end of time: always) */
+    if (events && back && time && (*time > INT64_MAX - back || kiln_feat_block(f, *time + back) != b)) {
+        int next = owner(key, b + 1, size);
+        if (next != dest[0]) dest[1] = next;
+    }
+}
+
+/* The positions of the rows grouped by the ranks they go to (one or two each; none without a
+ * key, or a time where the feature has one), each group in row order: *order (n_out of them)
+ * and counts[size]. */
+static kiln_status group_by_owner(const feature *f, const int64_t *keys, const int64_t *times, uint64_t n, int events,
+                                  int size, uint64_t **order, uint64_t *n_out, uint64_t *counts)
+{
     uint64_t *at = calloc((size_t)size + 1, sizeof *at);
-    int *dest = malloc((n + 1) * sizeof *dest);
-    kiln_status st = *order && at && dest ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "grouping %llu rows by key",
-                                                                   (unsigned long long)n);
+    int (*dest)[2] = malloc((n + 1) * sizeof *dest);
+    kiln_status st = at && dest ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "grouping %llu rows by key",
+                                                       (unsigned long long)n);
     memset(counts, 0, (size_t)size * sizeof *counts);
     for (uint64_t i = 0; st == KILN_OK && i < n; i++) {
-        int ok = keys[i] != INT64_MIN && (!times || times[i] != INT64_MIN);
-        dest[i] = ok ? owner(keys[i], size) : -1;
-        if (ok) counts[dest[i]]++;
+        destinations(f, keys[i], times ? &times[i] : NULL, events, size, dest[i]);
+        for (int d = 0; d < 2; d++)
+            if (dest[i][d] >= 0) counts[dest[i][d]]++;
     }
     uint64_t total = 0;
     for (int p = 0; st == KILN_OK && p < size; p++) at[p] = total, total += counts[p];
+    *order = st == KILN_OK ? malloc((total + 1) * sizeof **order) : NULL;
+    if (st == KILN_OK && !*order) st = KILN_ERROR(KILN_ERR_NOMEM, "grouping %llu rows by key", (unsigned long long)n);
     for (uint64_t i = 0; st == KILN_OK && i < n; i++)
-        if (dest[i] >= 0) (*order)[at[dest[i]]++] = i;
+        for (int d = 0; d < 2; d++)
+            if (dest[i][d] >= 0) (*order)[at[dest[i][d]]++] = i;
     *n_out = total;
     free(at), free(dest);
     return st;
@@ -123,8 +150,8 @@ kiln_status kiln_feat_keyed(kiln_comm *comm, const feature *f, const feat_keyed_
     event_row *ev = NULL, *rev = NULL;
     double *values = NULL, *back = NULL;
     kiln_status st = sc && ec && src && erc ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "exchange counts");
-    if (st == KILN_OK) st = group_by_owner(in->skeys, in->stimes, in->n_spine, size, &sorder, &ns, sc);
-    if (st == KILN_OK) st = group_by_owner(in->keys, etimes, in->n_events, size, &eorder, &ne, ec);
+    if (st == KILN_OK) st = group_by_owner(f, in->skeys, in->stimes, in->n_spine, 0, size, &sorder, &ns, sc);
+    if (st == KILN_OK) st = group_by_owner(f, in->keys, etimes, in->n_events, 1, size, &eorder, &ne, ec);
     if (st == KILN_OK) st = pack(in, sorder, ns, eorder, ne, &sp, &ev);
     /* every rank enters the exchanges, or none does */
     st = kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);

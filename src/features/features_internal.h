@@ -105,6 +105,15 @@ kiln_status kiln_feat_lookup(const feature *f, const feat_spine *s, const int64_
                              const int64_t *keys, const double *values, const uint64_t *rows, double *out);
 void kiln_feat_time_part(feat_part part, const feat_spine *s, double *out);
 
+/* How far a feature looks back (a window's W, an as-of's tolerance; 0: no bound). Time is cut
+ * into blocks of 16 look-backs (0: one block): a spine row at t sees events of its block and of
+ * the end of the one before only.
+ * Ranks share a key's rows block by block (exchange.c), and window sums restart at every
+ * block, so that a hot key spreads over the ranks and its values stay bit-identical. */
+int64_t kiln_feat_lookback_us(const feature *f);
+int64_t kiln_feat_block_us(const feature *f);
+int64_t kiln_feat_block(const feature *f, int64_t t);
+
 /* ---- many ranks (exchange.c) ---- */
 
 /* A rank's share of a keyed feature's inputs: its spine rows (keys, times) and its rows of the
@@ -150,6 +159,8 @@ typedef struct feat_cats {
  * none). */
 kiln_status kiln_feat_transform(const feature *f, double *x, uint64_t n, const uint8_t *train,
                                 const feat_fitted *given, const feat_cats *src, double *ind, feat_fitted *fit);
+/* The n values (no NaN) sorted ascending, in linear time. */
+kiln_status kiln_feat_sort_values(double *v, uint64_t n);
 /* The q-quantile of m sorted values, interpolated linearly between order statistics (numpy's
  * default); NaN when m is 0. */
 double kiln_feat_quantile(const double *sorted, uint64_t m, double q);

@@ -14,12 +14,6 @@
 const char *const kiln_feat_stat_names[FEAT_N_STATS] = {"count", "missing_share", "mean", "std", "min", "max",
                                                          "p01", "p05", "p25", "p50", "p75", "p95", "p99"};
 
-static int ascending(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The histogram bin of x in FEAT_HIST_BINS equal bins over [lo, hi] (lo < hi), as numpy.histogram finds
  * it (the same edges, the same corrections), so the counts are numpy's. */
 static double edge(int k, double lo, double hi)
@@ -47,6 +41,7 @@ static kiln_status describe(const double *v, uint64_t n, double out[FEAT_STATS_R
     double lo = INFINITY, hi = -INFINITY;
     double *sorted = malloc((n + 1) * sizeof *sorted);
     KILN_CHECK_ALLOC(sorted);
+    kiln_status st = KILN_OK;
     for (uint64_t i = 0; i < n; i++) {
         if (isnan(v[i])) missing++;
         else sorted[count++] = v[i], s += v[i], lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
@@ -57,16 +52,16 @@ static kiln_status describe(const double *v, uint64_t n, double out[FEAT_STATS_R
     out[0] = (double)count, out[1] = n ? (double)missing / (double)n : NAN;
     out[2] = mean, out[3] = count > 1 ? (double)sqrtl(q / (count - 1)) : NAN;
     out[4] = count ? lo : NAN, out[5] = count ? hi : NAN;
-    qsort(sorted, count, sizeof *sorted, ascending);
+    st = kiln_feat_sort_values(sorted, count);
     static const double at[7] = {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99};
     for (int k = 0; k < 7; k++) out[6 + k] = kiln_feat_quantile(sorted, count, at[k]);
     double *hist = out + FEAT_N_STATS;
     for (int k = 0; k < FEAT_HIST_BINS; k++) hist[k] = 0;
     /* a constant feature: numpy's range, the value +- 0.5 */
     double from = lo < hi ? lo : lo - 0.5, to = lo < hi ? hi : hi + 0.5;
-    for (uint64_t i = 0; i < count; i++) hist[bin(sorted[i], from, to)] += 1;
+    for (uint64_t i = 0; st == KILN_OK && i < count; i++) hist[bin(sorted[i], from, to)] += 1;
     free(sorted);
-    return KILN_OK;
+    return st;
 }
 
 /* The owner's buckets and codes to every rank (a and b travel with the struct). */

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kiln/radix.h"
 #include "kiln/strdict.h"
 #include "features_internal.h"
 
@@ -56,10 +57,15 @@ static void range(const double *x, uint64_t n, const uint8_t *train, double *lo,
     if (*lo > *hi) *lo = *hi = 0.0;
 }
 
-static int by_value(const void *a, const void *b)
+kiln_status kiln_feat_sort_values(double *v, uint64_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    uint64_t *k = malloc((n + 1) * sizeof *k);
+    KILN_CHECK_ALLOC(k);
+    for (uint64_t i = 0; i < n; i++) k[i] = kiln_radix_of_double(v[i]);
+    kiln_status st = kiln_radix_sort(k, NULL, n, 64);
+    for (uint64_t i = 0; st == KILN_OK && i < n; i++) v[i] = kiln_radix_to_double(k[i]);
+    free(k);
+    return st;
 }
 
 double kiln_feat_quantile(const double *sorted, uint64_t m, double q)
@@ -83,14 +89,14 @@ static kiln_status fit_buckets(const double *x, uint64_t n, const uint8_t *train
     }
     for (uint64_t i = 0; i < n; i++)
         if (train[i] && !isnan(x[i])) v[m++] = x[i];
-    qsort(v, m, sizeof *v, by_value);
+    kiln_status st = kiln_feat_sort_values(v, m);
     fit->n_edges = 0;
-    for (int i = 1; m && i < buckets; i++) {
+    for (int i = 1; st == KILN_OK && m && i < buckets; i++) {
         double e = kiln_feat_quantile(v, m, (double)i / buckets);
         if (!fit->n_edges || e > fit->edges[fit->n_edges - 1]) fit->edges[fit->n_edges++] = e;
     }
     free(v);
-    return KILN_OK;
+    return st;
 }
 
 static void apply_buckets(double *x, uint64_t n, const feat_fitted *fit)
