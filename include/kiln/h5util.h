@@ -125,5 +125,9 @@ uint32_t kiln_crc32(uint32_t crc, const void *buf, size_t len);
 uint32_t kiln_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /* CRC-32 and size of a whole file. */
 kiln_status kiln_file_crc32(const char *path, uint32_t *crc, uint64_t *size);
+/* The same of part `part` of `parts` equal byte ranges (*len bytes; *file_size, when not NULL,
+ * the whole file's): ranks checksum a file together, combining their parts in order. */
+kiln_status kiln_file_crc32_part(const char *path, int part, int parts, uint32_t *crc, uint64_t *len,
+                                 uint64_t *file_size);
 
 #endif

@@ -19,7 +19,9 @@
 
 /* The `parallel` config section (src/parallel/parallel_config.c). */
 typedef struct kiln_parallel_config {
-    int pp;                      /* pipeline stages (1 until pipeline parallelism lands) */
+    int pp;                      /* pipeline stages (1 until pipeline execution lands) */
+    kiln_cfg_str schedule;       /* gpipe | 1f1b | interleaved (kiln/schedule.h) */
+    int virtual_stages;          /* interleaved: model chunks a stage rank holds */
     double bucket_mb;            /* data-parallel all-reduce bucket size */
     int overlap;                 /* start each bucket's all-reduce during backward */
     int zero;                    /* ZeRO stage 0-3 */

@@ -360,6 +360,24 @@ static kiln_status spine(build *b)
     return st;
 }
 
+/* The tables file's CRC-32, each rank checksumming 1/R of its bytes, combined in rank order. */
+static kiln_status tables_crc(build *b)
+{
+    struct part {
+        uint32_t crc;
+        uint64_t len;
+    } mine = {0, 0}, *all = calloc((size_t)b->size, sizeof *all);
+    kiln_status st = all ? kiln_file_crc32_part(b->c->features.tables, b->rank, b->size, &mine.crc, &mine.len, NULL)
+                         : KILN_ERROR(KILN_ERR_NOMEM, "checksums");
+    st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+    if (st == KILN_OK) st = kiln_comm_allgather_bytes(b->comm, KILN_AXIS_WORLD, &mine, all, sizeof mine);
+    b->tables_crc = 0;
+    for (int p = 0; st == KILN_OK && p < b->size; p++)
+        b->tables_crc = p ? kiln_crc32_combine(b->tables_crc, all[p].crc, all[p].len) : all[p].crc;
+    free(all);
+    return st;
+}
+
 static kiln_status run(build *b)
 {
     const kiln_features_config *c = b->c;
@@ -373,9 +391,8 @@ static kiln_status run(build *b)
     for (int j = 0; st == KILN_OK && j < b->n; j++)
         if (kiln_feat_is_categorical(&b->f[j])) st = kiln_feat_source_categories(b, j);
     if (st == KILN_OK) st = kiln_feat_dict_new(&b->dict);
-    uint64_t bytes;
-    if (st == KILN_OK) st = kiln_file_crc32(c->features.tables, &b->tables_crc, &bytes);
     st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+    if (st == KILN_OK) st = tables_crc(b);
     if (st == KILN_OK) st = spine(b);
     uint64_t rows = b->spine.rows, n = (uint64_t)b->n;
     double *col = st == KILN_OK ? malloc((rows + 1) * sizeof *col) : NULL;

@@ -648,26 +648,37 @@ uint32_t kiln_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 
 kiln_status kiln_file_crc32(const char *path, uint32_t *crc, uint64_t *size)
 {
+    return kiln_file_crc32_part(path, 0, 1, crc, size, NULL);
+}
+
+kiln_status kiln_file_crc32_part(const char *path, int part, int parts, uint32_t *crc, uint64_t *len,
+                                 uint64_t *file_size)
+{
     FILE *f = fopen(path, "rb");
     if (!f) return KILN_ERROR(KILN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     enum { CHUNK = 1 << 20 };
     unsigned char *buf = malloc(CHUNK);
-    if (!buf) {
-        fclose(f);
-        return KILN_ERROR(KILN_ERR_NOMEM, "out of memory reading '%s'", path);
-    }
+    int failed = !buf || fseeko(f, 0, SEEK_END) != 0;
+    off_t end = failed ? 0 : ftello(f);
+    uint64_t whole = end > 0 ? (uint64_t)end : 0;
+    /* bytes [whole * part / parts, whole * (part + 1) / parts), without overflow */
+    uint64_t q = whole / (uint64_t)parts, r = whole % (uint64_t)parts;
+    uint64_t lo = q * (uint64_t)part + r * (uint64_t)part / (uint64_t)parts;
+    uint64_t hi = q * (uint64_t)(part + 1) + r * (uint64_t)(part + 1) / (uint64_t)parts;
+    failed = failed || fseeko(f, (off_t)lo, SEEK_SET) != 0;
     uint32_t c = 0;
     uint64_t total = 0;
     size_t n;
-    while ((n = fread(buf, 1, CHUNK, f)) > 0) {
+    while (!failed && total < hi - lo &&
+           (n = fread(buf, 1, hi - lo - total < CHUNK ? (size_t)(hi - lo - total) : CHUNK, f)) > 0) {
         c = kiln_crc32(c, buf, n);
         total += n;
     }
-    int failed = ferror(f);
+    failed = failed || ferror(f) || total != hi - lo;
     free(buf);
     fclose(f);
     if (failed) return KILN_ERROR(KILN_ERR_IO, "error reading '%s'", path);
-    *crc = c;
-    *size = total;
+    *crc = c, *len = total;
+    if (file_size) *file_size = whole;
     return KILN_OK;
 }

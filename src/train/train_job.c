@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kiln/runtime.h"
+#include "kiln/schedule.h"
 #include "kiln/slurm.h"
 #include "train_internal.h"
 
@@ -49,6 +50,25 @@ static kiln_status name_run_after_job(kiln_train_config *c)
     return KILN_OK;
 }
 
+/* What a pipeline config cannot do, refused before anything runs with the keys named; then, as
+ * pipeline execution is not built yet, any pp > 1. */
+static kiln_status check_pipeline(const kiln_train_config *c)
+{
+    const kiln_parallel_config *p = &c->parallel;
+    kiln_pp_schedule s;
+    if (!kiln_pp_schedule_parse(p->schedule, &s))
+        return KILN_ERROR(KILN_ERR_CONFIG, "parallel.schedule '%s': expected gpipe, 1f1b or interleaved", p->schedule);
+    if (p->pp == 1 && p->virtual_stages == 1) return KILN_OK;
+    int m = c->train.micro_batch > 0 ? c->train.batch_size / c->train.micro_batch : 1;
+    KILN_CHECK(kiln_pp_schedule_check(s, p->pp, p->virtual_stages, m));
+    if (p->pp > 1 && p->zero >= 2)
+        return KILN_ERROR(KILN_ERR_CONFIG, "parallel.zero=%d with parallel.pp=%d: ZeRO-2 and 3 shard gradients and "
+                          "parameters that the pipeline's micro-batches keep using; use parallel.zero=0 or 1 with "
+                          "pipeline stages", p->zero, p->pp);
+    return KILN_ERROR(KILN_ERR_UNSUPPORTED, "parallel.pp=%d: the pipeline schedules are checked (parallel.schedule=%s) "
+                      "but pipeline execution is not built yet; use parallel.pp=1", p->pp, p->schedule);
+}
+
 kiln_status kiln_train_validate(kiln_train_config *c, kiln_job_resources *res)
 {
     if (c->train.steps <= 0)
@@ -56,10 +76,7 @@ kiln_status kiln_train_validate(kiln_train_config *c, kiln_job_resources *res)
     if (c->train.batch_size <= 0)
         return KILN_ERROR(KILN_ERR_CONFIG, "train.batch_size must be positive, found %d",
                           c->train.batch_size);
-    if (c->parallel.pp != 1)
-        return KILN_ERROR(KILN_ERR_UNSUPPORTED,
-                          "parallel.pp=%d: pipeline parallelism is not built yet; use 1",
-                          c->parallel.pp);
+    KILN_CHECK(check_pipeline(c));
     if (!c->data.path[0])
         return KILN_ERROR(KILN_ERR_CONFIG, "data.path is empty: set it to a file made by `kiln data import`");
     const kiln_model_kind *kind;
