@@ -44,11 +44,18 @@ int kiln_csv_type_parse(const char *s, kiln_csv_type *t)
 static int parse_int64(const char *s, int64_t *v)
 {
     if (!*s) return 0;
+    /* the common case by hand: [-+]digits, at most 18 of them (no overflow possible) */
+    const char *p = s + (*s == '-' || *s == '+');
+    uint64_t x = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 19) x = x * 10 + (uint64_t)(*p++ - '0'), digits++;
+    if (digits > 0 && digits < 19) /* strtoll would stop where this did: an integer only at the end */
+        return *p ? 0 : (*v = *s == '-' ? -(int64_t)x : (int64_t)x, 1);
     char *end;
     errno = 0;
-    long long x = strtoll(s, &end, 10);
+    long long y = strtoll(s, &end, 10);
     if (*end || errno) return 0;
-    *v = x;
+    *v = y;
     return 1;
 }
 
@@ -289,6 +296,7 @@ typedef struct table {
     int n_cols;
     char na[MAX_NA][64];
     int n_na;
+    uint8_t na_first[256];             /* the first bytes of the NA tokens ('\0': the empty one) */
     uint64_t rows, bad, records;       /* good rows, skipped rows, data records seen */
     uint64_t at;                       /* pass 2: the row being filled */
     unsigned char *bad_mask;           /* pass 1 → 2: which data records are left out */
@@ -299,6 +307,7 @@ typedef struct table {
 
 static int is_na(const table *t, const char *s)
 {
+    if (!t->na_first[(unsigned char)s[0]]) return 0; /* most fields: a number is no NA token */
     for (int i = 0; i < t->n_na; i++)
         if (!strcmp(s, t->na[i])) return 1;
     return 0;
@@ -488,16 +497,28 @@ static kiln_status set_type(table *t, const char *name, const char *type, const 
     return KILN_ERROR(KILN_ERR_CONFIG, "%s: '%s' has no column '%s'", origin, t->path, name);
 }
 
-static kiln_status set_na(table *t, const char *list, const char *origin)
+static void clear_na(table *t)
 {
     t->n_na = 0;
+    memset(t->na_first, 0, sizeof t->na_first);
+}
+
+static kiln_status add_na(table *t, const char *token, size_t n, const char *origin)
+{
+    if (t->n_na == MAX_NA || n >= sizeof t->na[0])
+        return KILN_ERROR(KILN_ERR_CONFIG, "%s: at most %d NA tokens of under 64 characters", origin, MAX_NA);
+    memcpy(t->na[t->n_na], token, n);
+    t->na[t->n_na][n] = '\0';
+    t->na_first[(unsigned char)t->na[t->n_na++][0]] = 1;
+    return KILN_OK;
+}
+
+static kiln_status set_na(table *t, const char *list, const char *origin)
+{
+    clear_na(t);
     for (const char *p = list;;) {
         const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (t->n_na == MAX_NA || n >= sizeof t->na[0])
-            return KILN_ERROR(KILN_ERR_CONFIG, "%s: at most %d NA tokens of under 64 characters", origin, MAX_NA);
-        memcpy(t->na[t->n_na], p, n);
-        t->na[t->n_na++][n] = '\0';
+        KILN_CHECK(add_na(t, p, comma ? (size_t)(comma - p) : strlen(p), origin));
         if (!comma) return KILN_OK;
         p = comma + 1;
     }
@@ -509,13 +530,8 @@ static kiln_status schema_value(void *ctx, const char *path, const char *const *
     table *t = ctx;
     if (!strncmp(path, "columns.", 8) && n == 1 && !is_seq) return set_type(t, path + 8, items[0], t->o->schema);
     if (!strcmp(path, "na")) {
-        t->n_na = 0;
-        for (int i = 0; i < n; i++) {
-            if (t->n_na == MAX_NA || strlen(items[i]) >= sizeof t->na[0])
-                return KILN_ERROR(KILN_ERR_CONFIG, "%s: at most %d NA tokens of under 64 characters", t->o->schema,
-                                  MAX_NA);
-            snprintf(t->na[t->n_na++], sizeof t->na[0], "%s", items[i]);
-        }
+        clear_na(t);
+        for (int i = 0; i < n; i++) KILN_CHECK(add_na(t, items[i], strlen(items[i]), t->o->schema));
         return KILN_OK;
     }
     return KILN_ERROR(KILN_ERR_CONFIG, "%s: unknown key '%s' (expected columns.NAME: TYPE and na: [TOKENS])",
