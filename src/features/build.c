@@ -388,8 +388,7 @@ static kiln_status run(build *b)
         b->cats = calloc((size_t)b->n + 1, sizeof *b->cats);
         if (!b->fitted || !b->cats) st = KILN_ERROR(KILN_ERR_NOMEM, "features");
     }
-    for (int j = 0; st == KILN_OK && j < b->n; j++)
-        if (kiln_feat_is_categorical(&b->f[j])) st = kiln_feat_source_categories(b, j);
+    for (int j = 0; st == KILN_OK && j < b->n; j++) st = kiln_feat_source_check(b, j);
     if (st == KILN_OK) st = kiln_feat_dict_new(&b->dict);
     st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
     if (st == KILN_OK) st = tables_crc(b);

@@ -216,8 +216,10 @@ typedef struct feat_build {
  * was built with this spec's features, line for line. */
 kiln_status kiln_feat_state_write(hid_t file, const feat_build *b);
 kiln_status kiln_feat_state_read(feat_build *b);
-/* A categorical feature's source strings (codes, hash) into b->cats[j]. */
-kiln_status kiln_feat_source_categories(feat_build *b, int j);
+/* Feature j's source column checked against its use (codes and hash need a category; a category
+ * is a value only through them, or counted by a window) and, for a category, its strings into
+ * b->cats[j]. */
+kiln_status kiln_feat_source_check(feat_build *b, int j);
 
 /* Collective: the output written whole and atomically: rank 0 creates OUTPUT.tmp with
  * everything but the rows, the rows' datasets allocated; every rank writes its rows into them

@@ -160,17 +160,23 @@ kiln_status kiln_feat_state_read(feat_build *b)
     return st;
 }
 
-kiln_status kiln_feat_source_categories(feat_build *b, int j)
+kiln_status kiln_feat_source_check(feat_build *b, int j)
 {
     const feature *f = &b->f[j];
+    if (f->kind == FEAT_TIME) return KILN_OK;
     const char *table = f->kind == FEAT_COLUMN ? b->c->features.table : f->table;
     feat_column c;
     KILN_CHECK(kiln_feat_column_read_part(b->c->features.tables, table, f->column, 0, 0, &c));
     kiln_status st = KILN_OK;
-    if (strcmp(c.type, "category"))
+    int category = !strcmp(c.type, "category");
+    if (kiln_feat_is_categorical(f) && !category)
         st = KILN_ERROR(KILN_ERR_CONFIG, "feature %s: codes and hash read a category's text; %s/%s is %s", f->name,
                         table, f->column, c.type);
-    else
+    else if (!kiln_feat_is_categorical(f) && category && !(f->kind == FEAT_WINDOW && f->agg == AGG_COUNT))
+        /* its numbers would be the import's codes, which another import numbers otherwise */
+        st = KILN_ERROR(KILN_ERR_CONFIG, "feature %s: %s/%s is a category; as a value it needs '| codes' or "
+                        "'| hash(N)' first (a window over it can only count it)", f->name, table, f->column);
+    else if (category)
         b->cats[j] = (feat_cats){c.cats, c.n_cats}, c.cats = NULL, c.n_cats = 0;
     kiln_feat_column_free(&c);
     return st;

@@ -176,6 +176,8 @@ bad "a lookup with a window" "a lookup takes only 'by KEY'" "  x: lookup(static.
 bad "codes of a window" "codes and hash take a category" "  x: mean(events.value) by key over 1h | codes"
 bad "hash of a number" "codes and hash read a category's text; spine/size is int64" "  x: column(size) | hash(8)"
 bad "one bucket" "buckets takes a whole number from 2 to 1024" "  x: column(size) | buckets(1)"
+bad "a category as a number" "spine/key is a category; as a value it needs '| codes'" "  x: column(key)"
+bad "the mean of a category" "events/key is a category" "  x: mean(events.key) by key over 1h"
 bad "codes after a fill" "so they come first" "  x: column(key) | fill(0) | codes"
 bad "a float key" "a key is an integer, a category or a timestamp" "  x: mean(events.value) by delay over 1h"
 sed 's/label: delay > 15/label: delay is big/' spec.yaml >badlabel.yaml
