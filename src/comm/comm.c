@@ -389,17 +389,26 @@ kiln_status kiln_comm_exchange(kiln_comm *c, kiln_axis axis, const void *send,
     KILN_CHECK(mpi_status(MPI_Alltoall(send_counts, 1, MPI_UINT64_T, recv_counts, 1, MPI_UINT64_T,
                                        comm), "MPI_Alltoall(exchange counts)"));
     uint64_t total = 0, n_req = 0;
-    for (int p = 0; p < size; p++) {
+    kiln_status st = KILN_OK;
+    for (int p = 0; st == KILN_OK && p < size; p++) {
         if (recv_counts[p] > (UINT64_MAX / 2 - total * elem) / elem)
-            return KILN_ERROR(KILN_ERR_ARG, "exchange: more than 2^63 bytes to receive");
+            st = KILN_ERROR(KILN_ERR_ARG, "exchange: more than 2^63 bytes to receive");
         total += recv_counts[p];
         if (p != me) n_req += pieces(send_counts[p] * elem) + pieces(recv_counts[p] * elem);
     }
-    *recv = malloc(total * elem + 1);
-    MPI_Request *reqs = malloc((n_req + 1) * sizeof *reqs);
-    kiln_status st = *recv && reqs ? KILN_OK
-                                   : KILN_ERROR(KILN_ERR_NOMEM, "exchange: %llu bytes to receive",
-                                                (unsigned long long)(total * elem));
+    *recv = st == KILN_OK ? malloc(total * elem + 1) : NULL;
+    MPI_Request *reqs = st == KILN_OK ? malloc((n_req + 1) * sizeof *reqs) : NULL;
+    if (st == KILN_OK && (!*recv || !reqs))
+        st = KILN_ERROR(KILN_ERR_NOMEM, "exchange: %llu bytes to receive", (unsigned long long)(total * elem));
+    /* every rank posts its sends and receives, or none does: a peer left waiting would hang */
+    int failed = st != KILN_OK, any = failed;
+    kiln_status agreed = mpi_status(MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce(exchange)");
+    if (st == KILN_OK && (agreed != KILN_OK || any))
+        st = agreed != KILN_OK ? agreed : KILN_ERROR(KILN_ERR_INTERNAL, "exchange: another rank could not take part");
+    if (st != KILN_OK) {
+        free(*recv), free(reqs), *recv = NULL;
+        return st;
+    }
     const char *from = send;
     char *into = *recv;
     int n = 0;

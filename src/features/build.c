@@ -341,13 +341,14 @@ static kiln_status spine(build *b)
     if (st == KILN_OK && strcmp(b->time.type, "timestamp"))
         st = KILN_ERROR(KILN_ERR_CONFIG, "spine.time: %s/%s is %s, not a timestamp", c->features.table,
                         c->features.time, b->time.type);
-    KILN_CHECK(st);
     b->spine = (feat_spine){b->time.rows, b->time.t};
     b->first = b->time.first, b->total = b->time.total;
     uint64_t rows = b->spine.rows;
-    b->raw = malloc((rows * (uint64_t)b->n + 1) * sizeof *b->raw);
-    b->y = malloc(rows + 1), b->keep = malloc(rows + 1), b->train = malloc(rows + 1);
-    st = b->raw && b->y && b->keep && b->train ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "features");
+    if (st == KILN_OK) { /* no return before the agreement below: every rank must reach it */
+        b->raw = malloc((rows * (uint64_t)b->n + 1) * sizeof *b->raw);
+        b->y = malloc(rows + 1), b->keep = malloc(rows + 1), b->train = malloc(rows + 1);
+        st = b->raw && b->y && b->keep && b->train ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "features");
+    }
     if (st == KILN_OK && b->state) st = kiln_feat_state_read(b);
     if (st == KILN_OK && b->state) apply_rows(b);
     if (st == KILN_OK && !b->state) st = label(b);

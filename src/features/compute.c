@@ -5,7 +5,7 @@
  * linear in the rows); within a key
  * the window's ends only move forward as t grows, so one pass per key keeps it: prefix sums in
  * long double for count, sum, mean and std (each window's sums are differences of two prefixes,
- * so no error accumulates from row to row; they restart at every block of time, see block_sum),
+ * so no error accumulates from row to row; they restart every W, see block_sum),
  * monotonic queues for min and max, the newest
  * non-NA row for last. NA values (NaN) are not counted; an empty window's sum, mean, min, max,
  * std and last are NaN (SQL's NULL), its count 0; std is the sample one (NaN below 2 values).
@@ -85,8 +85,8 @@ typedef struct window_state {
     const uint64_t *ev;                /* the events of this key, sorted by time */
     uint64_t n;
     long double *s1, *s2;              /* prefix sums of the non-NA values and their squares, each
-                                        * restarting at its block (block_of) */
-    uint64_t *first;                   /* the position of the first event of each event's block */
+                                        * restarting every look-back (block_sum) */
+    uint64_t *first;                   /* the position of the first event of each event's span */
     uint64_t *cnt;                     /* prefix counts of the non-NA values */
     uint64_t *qmin, *qmax;             /* monotonic queues (positions in ev) */
     uint64_t hmin, tmin, hmax, tmax;
@@ -104,10 +104,21 @@ static void push_queues(window_state *w, uint64_t pos)
     w->last = (int64_t)pos;
 }
 
-/* The sum of events [lo, hi) (hi > lo) from prefix sums that restart at every block: the window
- * lies in at most two blocks, its last event's and the one before, and the sum is the same
- * arithmetic on the same values whatever other blocks of the key are present, so a rank that
- * holds only those two blocks computes it bit for bit as one rank holding all. */
+/* floor(t / b) for any t (0 when b is 0: one block), without overflow. */
+static int64_t floor_div(int64_t t, int64_t b)
+{
+    if (!b) return 0;
+    int64_t q = t / b;
+    return t % b < 0 ? q - 1 : q;
+}
+
+/* t - d, saturating at INT64_MIN (d >= 0): the start of a look-back near the start of time. */
+static int64_t minus(int64_t t, int64_t d) { return t < INT64_MIN + d ? INT64_MIN : t - d; }
+
+/* The sum of events [lo, hi) (hi > lo) from prefix sums that restart every look-back W
+ * (floor(t / W)): the window [t - W, t) lies in at most two such spans, and each span is whole
+ * on every rank that holds any of it (exchange.c sends a block's last W whole to the next
+ * block's rank), so the sum is the same arithmetic on the same values on 1 rank or on 64. */
 static long double block_sum(const window_state *w, const long double *s, uint64_t lo, uint64_t hi)
 {
     uint64_t fe = w->first[hi - 1];
@@ -142,7 +153,8 @@ static void window_key(window_state *w, const feat_spine *s, const uint64_t *sp,
     for (uint64_t p = 0; p < w->n; p++) {
         double v = w->values[w->ev[p]];
         int ok = !isnan(v);
-        int starts = p == 0 || kiln_feat_block(w->f, w->times[w->ev[p]]) != kiln_feat_block(w->f, w->times[w->ev[p - 1]]);
+        int64_t back = kiln_feat_lookback_us(w->f);
+        int starts = p == 0 || floor_div(w->times[w->ev[p]], back) != floor_div(w->times[w->ev[p - 1]], back);
         w->first[p] = starts ? p : w->first[p - 1];
         w->s1[p + 1] = (starts ? 0 : w->s1[p]) + (ok ? v : 0);
         w->s2[p + 1] = (starts ? 0 : w->s2[p]) + (ok ? (long double)v * v : 0);
@@ -152,7 +164,7 @@ static void window_key(window_state *w, const feat_spine *s, const uint64_t *sp,
     w->last = -1;
     uint64_t lo = 0, hi = 0;
     for (uint64_t r = 0; r < m; r++) {
-        int64_t t = s->time[sp[r]], from = t - w->f->over_us;
+        int64_t t = s->time[sp[r]], from = minus(t, w->f->over_us);
         while (hi < w->n && w->times[w->ev[hi]] < t) push_queues(w, hi++);
         while (lo < hi && w->times[w->ev[lo]] < from) lo++;
         while (w->hmin < w->tmin && w->qmin[w->hmin] < lo) w->hmin++;
@@ -163,9 +175,7 @@ static void window_key(window_state *w, const feat_spine *s, const uint64_t *sp,
 
 int64_t kiln_feat_block(const feature *f, int64_t t)
 {
-    int64_t b = kiln_feat_block_us(f);
-    if (!b) return 0;
-    return t >= 0 ? t / b : -((-t + b - 1) / b); /* floor */
+    return floor_div(t, kiln_feat_block_us(f));
 }
 
 int64_t kiln_feat_lookback_us(const feature *f)
@@ -260,7 +270,7 @@ static void asof_one(void *ctx, const uint64_t *sp, uint64_t m, const uint64_t *
         while (hi < n && j->times[ev[hi]] <= t) hi++;
         for (uint64_t p = hi; p-- > 0;) {
             uint64_t e = ev[p];
-            if (j->f->within_us && t - j->times[e] > j->f->within_us) break;
+            if (j->f->within_us && j->times[e] < minus(t, j->f->within_us)) break;
             if (j->created && (j->created[e] == INT64_MIN || j->created[e] > t)) continue;
             j->out[sp[r]] = j->values[e];
             break;

@@ -24,8 +24,8 @@ static double edge(int k, double lo, double hi)
 static int bin(double x, double lo, double hi)
 {
     if (!(hi > lo)) return 0;
-    int k = (int)((x - lo) * (FEAT_HIST_BINS / (hi - lo)));
-    if (k >= FEAT_HIST_BINS) k = FEAT_HIST_BINS - 1;
+    double at = (x - lo) * (FEAT_HIST_BINS / (hi - lo));
+    int k = at >= FEAT_HIST_BINS ? FEAT_HIST_BINS - 1 : at > 0 ? (int)at : 0;
     if (k > 0 && x < edge(k, lo, hi)) k--;
     else if (k < FEAT_HIST_BINS - 1 && x >= edge(k + 1, lo, hi)) k++;
     return k;
@@ -57,9 +57,11 @@ static kiln_status describe(const double *v, uint64_t n, double out[FEAT_STATS_R
     for (int k = 0; k < 7; k++) out[6 + k] = kiln_feat_quantile(sorted, count, at[k]);
     double *hist = out + FEAT_N_STATS;
     for (int k = 0; k < FEAT_HIST_BINS; k++) hist[k] = 0;
-    /* a constant feature: numpy's range, the value +- 0.5 */
+    /* a constant feature: numpy's range, the value +- 0.5; infinite values or a range too
+     * wide for a double have no histogram (numpy refuses them) */
     double from = lo < hi ? lo : lo - 0.5, to = lo < hi ? hi : hi + 0.5;
-    for (uint64_t i = 0; st == KILN_OK && i < count; i++) hist[bin(sorted[i], from, to)] += 1;
+    int drawable = isfinite(from) && isfinite(to) && isfinite(FEAT_HIST_BINS / (to - from));
+    for (uint64_t i = 0; st == KILN_OK && drawable && i < count; i++) hist[bin(sorted[i], from, to)] += 1;
     free(sorted);
     return st;
 }
@@ -70,24 +72,37 @@ static kiln_status share_lists(kiln_comm *comm, int owner, feat_fitted *fit)
     int me = kiln_comm_rank(comm, KILN_AXIS_WORLD);
     feat_fitted sent = *fit;
     KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, &sent, sizeof sent, owner));
+    kiln_status st = KILN_OK;
     if (me != owner) {
         memcpy(fit->a, sent.a, sizeof fit->a), memcpy(fit->b, sent.b, sizeof fit->b);
-        fit->n_edges = sent.n_edges, fit->n_kept = sent.n_kept;
-        fit->edges = malloc(fit->n_edges * sizeof *fit->edges + 1);
-        fit->kept = calloc((size_t)fit->n_kept + 1, sizeof *fit->kept);
-        fit->kept_count = calloc((size_t)fit->n_kept + 1, sizeof *fit->kept_count);
-        if (!fit->edges || !fit->kept || !fit->kept_count) return KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
+        fit->n_edges = sent.n_edges;
+        fit->edges = malloc(sent.n_edges * sizeof *fit->edges + 1);
+        fit->kept = calloc((size_t)sent.n_kept + 1, sizeof *fit->kept);
+        fit->kept_count = calloc((size_t)sent.n_kept + 1, sizeof *fit->kept_count);
+        if (!fit->edges || !fit->kept || !fit->kept_count) st = KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
     }
+    /* every rank can take the lists, or none waits for them */
+    KILN_CHECK(kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL));
     KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->edges, fit->n_edges * sizeof *fit->edges, owner));
-    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->kept_count, (size_t)fit->n_kept * sizeof *fit->kept_count,
+    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->kept_count, (size_t)sent.n_kept * sizeof *fit->kept_count,
                                owner));
-    for (int32_t k = 0; k < fit->n_kept; k++) {
-        uint64_t len = me == owner ? strlen(fit->kept[k]) + 1 : 0;
-        KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, &len, sizeof len, owner));
-        if (me != owner && !(fit->kept[k] = malloc(len))) return KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
-        KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, fit->kept[k], len, owner));
+    /* the kept categories as one buffer of NUL-terminated strings */
+    uint64_t bytes = 0;
+    for (int32_t k = 0; me == owner && k < sent.n_kept; k++) bytes += strlen(fit->kept[k]) + 1;
+    KILN_CHECK(kiln_comm_bcast(comm, KILN_AXIS_WORLD, &bytes, sizeof bytes, owner));
+    char *all = malloc(bytes + 1);
+    st = all ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
+    uint64_t at = 0;
+    for (int32_t k = 0; st == KILN_OK && me == owner && k < sent.n_kept; k++)
+        at += strlen(strcpy(all + at, fit->kept[k])) + 1;
+    st = kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
+    if (st == KILN_OK) st = kiln_comm_bcast(comm, KILN_AXIS_WORLD, all, bytes, owner);
+    for (at = 0; st == KILN_OK && me != owner && fit->n_kept < sent.n_kept; fit->n_kept++) {
+        if (!(fit->kept[fit->n_kept] = strdup(all + at))) st = KILN_ERROR(KILN_ERR_NOMEM, "the fitted state");
+        else at += strlen(all + at) + 1;
     }
-    return KILN_OK;
+    free(all);
+    return kiln_comm_agree(comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
 }
 
 kiln_status kiln_feat_fit(kiln_comm *comm, int owner, const feature *f, const double *col, const uint8_t *fit_rows,

@@ -46,7 +46,9 @@ kiln_status kiln_feat_state_write(hid_t file, const feat_build *b)
         if (has(f, TR_BUCKETS)) {
             uint64_t e[1] = {fit->n_edges};
             path_of(path, sizeof path, "buckets", f->name);
-            st = kiln_h5_write_dataset(file, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, e, fit->edges ? fit->edges : a);
+            static const double none = 0;
+            st = kiln_h5_write_dataset(file, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, e,
+                                       fit->edges ? fit->edges : &none);
         }
         if (st == KILN_OK && has(f, TR_CODES)) {
             uint64_t c[1] = {(uint64_t)fit->n_kept};

@@ -134,6 +134,7 @@ static kiln_status write_split(hid_t file, hid_t dxpl, const feat_build *b, cons
     uint8_t *y = malloc(n + 1);
     int64_t *row = malloc((n + 1) * sizeof *row);
     kiln_status st = x && raw && y && row ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "the %s split", s->group);
+    st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL); /* all write, or none */
     for (uint64_t i = 0; st == KILN_OK && i < b->spine.rows; i++) {
         if (!b->keep[i] || b->train[i] != s->train) continue;
         for (uint64_t j = 0; j < w; j++) x[at * w + j] = (float)b->xt[i * w + j];
@@ -173,6 +174,7 @@ kiln_status kiln_feat_write(feat_build *b)
 {
     char tmp[PATH_MAX] = "";
     kiln_status st = b->rank == 0 ? kiln_tmp_path(tmp, sizeof tmp, b->output) : KILN_OK;
+    st = kiln_comm_agree(b->comm, KILN_AXIS_WORLD, st, KILN_ERR_INTERNAL);
     /* rank 0's name (it holds its host and pid): MPI-IO opens one file on every rank */
     if (st == KILN_OK) st = kiln_comm_bcast(b->comm, KILN_AXIS_WORLD, tmp, sizeof tmp, 0);
     if (st == KILN_OK && b->rank == 0) st = create_header(b, tmp);

@@ -113,7 +113,8 @@ kiln_status kiln_pp_schedule_simulate(kiln_pp_schedule s, int pp, int v, int m, 
     kiln_status st = z.end_f && z.end_b ? KILN_OK : KILN_ERROR(KILN_ERR_NOMEM, "simulating");
     for (size_t i = 0; st == KILN_OK && i < cells; i++) z.end_f[i] = z.end_b[i] = -1;
     for (int r = 0; st == KILN_OK && r < pp; r++) st = kiln_pp_schedule_table(s, pp, v, m, r, &tables[r], &len[r]);
-    for (int moved = 1, left = 2 * m * v * pp; st == KILN_OK && left > 0;) {
+    int64_t left = 2 * (int64_t)m * v * pp;
+    for (int moved = 1; st == KILN_OK && left > 0;) {
         if (!moved) {
             st = KILN_ERROR(KILN_ERR_INTERNAL, "schedule %s (pp %d, v %d, m %d) deadlocks: no stage can go on",
                             names[s], pp, v, m);

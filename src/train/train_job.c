@@ -59,6 +59,9 @@ static kiln_status check_pipeline(const kiln_train_config *c)
     if (!kiln_pp_schedule_parse(p->schedule, &s))
         return KILN_ERROR(KILN_ERR_CONFIG, "parallel.schedule '%s': expected gpipe, 1f1b or interleaved", p->schedule);
     if (p->pp == 1 && p->virtual_stages == 1) return KILN_OK;
+    if (p->pp == 1)
+        return KILN_ERROR(KILN_ERR_CONFIG, "parallel.virtual_stages=%d needs pipeline stages (parallel.pp > 1)",
+                          p->virtual_stages);
     int m = c->train.micro_batch > 0 ? c->train.batch_size / c->train.micro_batch : 1;
     KILN_CHECK(kiln_pp_schedule_check(s, p->pp, p->virtual_stages, m));
     if (p->pp > 1 && p->zero >= 2)

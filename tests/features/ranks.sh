@@ -7,6 +7,8 @@
 # and a 2-rank flights build killed with SIGKILL at random points (three times: once after its
 # first saved feature, twice after a random delay), then rerun on 2 ranks each time, ends in the
 # same file as the uninterrupted build, with no stage file left.
+# Sums whose rounding depends on where they start (1e17 then small values) are the same too.
+# Sums whose rounding depends on where they start (1e17 then small values) are the same too.
 # A rank-count-independent error: a lookup table with two rows for a key fails on 2 ranks with
 # the same one error (naming both data rows) as on 1, and no output.
 source "$(dirname "$0")/lib.sh"
@@ -40,6 +42,42 @@ same_on_ranks random build spec.yaml
 import h5py
 f = h5py.File("random-4.h5", "r")
 assert f["train/x"].shape[0] > 100 and f["valid/x"].shape[0] > 100, f["train/x"].shape
+PY
+
+# sums whose rounding shows where they started: 1e17 at each block's start, small values in its
+# last hour, spine rows in the next block's first hour (1-hour windows, blocks of 16 hours); a
+# rank holding only a block's last hour must sum it as one rank holding all of it does
+"$PY" - <<'PY'
+import csv, datetime
+base = datetime.datetime(2013, 1, 1, tzinfo=datetime.timezone.utc)
+ts = lambda m: (base + datetime.timedelta(minutes=m)).isoformat().replace("+00:00", "Z")
+with open("big.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["key", "time", "v"])
+    for k in range(6):
+        for b in range(40):
+            w.writerow([f"k{k}", ts(b * 960 + 10), "1e17"])
+            for m, v in ((910, "0.3"), (920, "0.7"), (940, "1.1")):
+                w.writerow([f"k{k}", ts(b * 960 + m), v])
+with open("bigspine.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["key", "time", "y"])
+    for k in range(6):
+        for b in range(1, 40):
+            for m in (5, 25, 45):
+                w.writerow([f"k{k}", ts(b * 960 + m), "1"])
+open("big.yaml", "w").write("tables: big.h5\nspine: {table: bigspine, time: time, label: y > 0}\nfeatures:\n"
+                            "  s: sum(big.v) by key over 1h\n  m: mean(big.v) by key over 1h\n"
+                            "  d: std(big.v) by key over 1h\n")
+PY
+$K data import csv big.csv big.h5:/big >/dev/null 2>&1 && $K data import csv bigspine.csv big.h5:/bigspine >/dev/null 2>&1 ||
+  fail "import the 1e17 tables"
+same_on_ranks rounding build big.yaml
+"$PY" - <<'PY' && pass "1e17 then small values: each block's first window sums to 2.1 exactly" || fail "the 1e17 tables' sums"
+import h5py, numpy as np
+raw = h5py.File("rounding-1.h5", "r")["train/raw"][:]
+first = raw[::3]  # each block's first spine row: its window holds 0.3, 0.7, 1.1 only (d, m, s)
+assert np.allclose(first, [[0.4, 0.7, 2.1]], rtol=1e-12, atol=0), first[:3]
 PY
 
 import_flights flights.h5
