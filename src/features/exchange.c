@@ -9,7 +9,7 @@
  * Why the result does not depend on the number of ranks: the shares are contiguous and in rank
  * order, and kiln_comm_exchange keeps each sender's order, so a rank receives its rows in their
  * global order; compute.c sees, for every spine row, every event of its key it can look back to,
- * sorted by (key, time, position), and its window sums restart at every block. So a row's
+ * sorted by (key, time, position), and its window sums restart every look-back. So a row's
  * features are the same arithmetic on the same values in the same order on 1 rank or on 64. */
 #include <math.h>
 #include <stdlib.h>

@@ -108,8 +108,9 @@ void kiln_feat_time_part(feat_part part, const feat_spine *s, double *out);
 /* How far a feature looks back (a window's W, an as-of's tolerance; 0: no bound). Time is cut
  * into blocks of 16 look-backs (0: one block): a spine row at t sees events of its block and of
  * the end of the one before only.
- * Ranks share a key's rows block by block (exchange.c), and window sums restart at every
- * block, so that a hot key spreads over the ranks and its values stay bit-identical. */
+ * Ranks share a key's rows block by block (exchange.c), and window sums restart every
+ * look-back (compute.c), so that a hot key spreads over the ranks and its values stay
+ * bit-identical. */
 int64_t kiln_feat_lookback_us(const feature *f);
 int64_t kiln_feat_block_us(const feature *f);
 int64_t kiln_feat_block(const feature *f, int64_t t);
