@@ -41,7 +41,8 @@ interrupt() {
   while [ "$(last_step "$name")" -lt $((STEPS / 4)) ] && [ $((SECONDS - t0)) -lt 120 ]; do sleep 0.05; done
   "$@" "$job"
   if ! slurm_wait "$job"; then
-    fail "$name: job $job ended $(slurm_field "$job" JobState) $(slurm_field "$job" ExitCode): $(tail -n 5 "$(slurm_log "$job")")"
+    # the whole backtrace of a crash: the log goes with the test's directory
+    fail "$name: job $job ended $(slurm_field "$job" JobState) $(slurm_field "$job" ExitCode): $(grep -v '^\[kiln' "$(slurm_log "$job")" | tail -n 40)"
     return
   fi
   local log stopped resumed restarts
