@@ -1,9 +1,14 @@
 /* Process-wide runtime: threads and stop requests (SIGTERM/SIGUSR1, e.g. Slurm preemption). */
 #ifndef KILN_RUNTIME_H
 #define KILN_RUNTIME_H
+#include <stdint.h>
 
 /* Seconds on a monotonic clock (for intervals and rates). */
 double kiln_time_s(void);
+
+/* Part `part` of `parts` equal contiguous parts of [0, n) (a rank's share of rows or bytes):
+ * [*first, *first + *count), the sizes differing by at most one, without overflow. */
+void kiln_part_of(uint64_t n, int part, int parts, uint64_t *first, uint64_t *count);
 
 /* Exit code of a job that stopped at a safe point after a signal, checkpoint written. */
 #define KILN_EXIT_PREEMPTED 75

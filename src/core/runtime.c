@@ -67,3 +67,12 @@ void kiln_watchdog_arm(unsigned seconds, const char *message)
 }
 
 void kiln_watchdog_disarm(void) { alarm(0); }
+
+void kiln_part_of(uint64_t n, int part, int parts, uint64_t *first, uint64_t *count)
+{
+    /* n * part / parts without overflow: n < 2^64, parts < 2^31 */
+    uint64_t q = n / (uint64_t)parts, r = n % (uint64_t)parts;
+    uint64_t lo = q * (uint64_t)part + r * (uint64_t)part / (uint64_t)parts;
+    uint64_t hi = q * (uint64_t)(part + 1) + r * (uint64_t)(part + 1) / (uint64_t)parts;
+    *first = lo, *count = hi - lo;
+}

@@ -76,8 +76,6 @@ kiln_status kiln_feat_column_read(const char *file, const char *table, const cha
  * only its type and categories. */
 kiln_status kiln_feat_column_read_part(const char *file, const char *table, const char *name, int part, int parts,
                                        feat_column *c);
-/* Part `part` of `parts` of rows [0, rows): [*first, *first + *count). */
-void kiln_feat_part_of(uint64_t rows, int part, int parts, uint64_t *first, uint64_t *count);
 void kiln_feat_column_free(feat_column *c);
 /* The keys of a column as integers comparable across tables: an int64 column's values, a
  * category's strings interned in dict (shared by every table of a build); NA as INT64_MIN. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "kiln/data.h"
 #include "kiln/h5util.h"
+#include "kiln/runtime.h"
 #include "kiln/strdict.h"
 #include "features_internal.h"
 
@@ -115,7 +116,7 @@ kiln_status kiln_feat_column_read_part(const char *file, const char *table, cons
     if (st == KILN_OK && (!kiln_csv_type_parse(c->type, &ty) || ty == KILN_CSV_AUTO))
         st = KILN_ERROR(KILN_ERR_DATA, "'%s': column %s/%s has type '%s'", file, table, name, c->type);
     c->total = st == KILN_OK ? shape[0] : 0;
-    if (parts > 0) kiln_feat_part_of(c->total, part, parts, &c->first, &c->rows);
+    if (parts > 0) kiln_part_of(c->total, part, parts, &c->first, &c->rows);
     if (st == KILN_OK) st = read_values(d, file, c);
     if (st == KILN_OK && !strcmp(c->type, "category")) st = read_categories(g, file, c);
     for (uint64_t i = 0; st == KILN_OK && c->codes && i < c->rows; i++)
@@ -127,15 +128,6 @@ kiln_status kiln_feat_column_read_part(const char *file, const char *table, cons
     H5Fclose(f);
     if (st != KILN_OK) kiln_feat_column_free(c);
     return st;
-}
-
-void kiln_feat_part_of(uint64_t rows, int part, int parts, uint64_t *first, uint64_t *count)
-{
-    /* rows * part / parts without overflow: rows < 2^64, parts < 2^31 */
-    uint64_t q = rows / (uint64_t)parts, r = rows % (uint64_t)parts;
-    uint64_t lo = q * (uint64_t)part + r * (uint64_t)part / (uint64_t)parts;
-    uint64_t hi = q * (uint64_t)(part + 1) + r * (uint64_t)(part + 1) / (uint64_t)parts;
-    *first = lo, *count = hi - lo;
 }
 
 /* ---- keys ---- */

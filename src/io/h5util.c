@@ -1,5 +1,6 @@
 /* HDF5 and file helpers shared by checkpoints, importers and readers (see kiln/h5util.h). */
 #include "kiln/h5util.h"
+#include "kiln/runtime.h"
 #include "kiln/fs.h"
 #include <errno.h>
 #include <limits.h>
@@ -661,10 +662,9 @@ kiln_status kiln_file_crc32_part(const char *path, int part, int parts, uint32_t
     int failed = !buf || fseeko(f, 0, SEEK_END) != 0;
     off_t end = failed ? 0 : ftello(f);
     uint64_t whole = end > 0 ? (uint64_t)end : 0;
-    /* bytes [whole * part / parts, whole * (part + 1) / parts), without overflow */
-    uint64_t q = whole / (uint64_t)parts, r = whole % (uint64_t)parts;
-    uint64_t lo = q * (uint64_t)part + r * (uint64_t)part / (uint64_t)parts;
-    uint64_t hi = q * (uint64_t)(part + 1) + r * (uint64_t)(part + 1) / (uint64_t)parts;
+    uint64_t lo, span;
+    kiln_part_of(whole, part, parts, &lo, &span);
+    uint64_t hi = lo + span;
     failed = failed || fseeko(f, (off_t)lo, SEEK_SET) != 0;
     uint32_t c = 0;
     uint64_t total = 0;

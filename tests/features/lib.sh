@@ -11,3 +11,12 @@ import_flights() {
     $K data import csv "$nyc/$t.csv" "$1:/$t" >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
   done
 }
+
+# import_random_tables: random_tables.py's tables (events, spine, snap, static) as tables.h5 and
+# its spec.yaml, in the current directory ($WORK).
+import_random_tables() {
+  "$PY" "$KILN_SRC/tests/features/random_tables.py"
+  for t in events spine snap static; do
+    $K data import csv "$t.csv" tables.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
+  done
+}

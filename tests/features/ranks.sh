@@ -32,10 +32,7 @@ same_on_ranks() { # WHAT SUBCOMMAND SPEC [FLAGS...]: build on 1, 2, 4 ranks; cmp
   fi
 }
 
-"$PY" "$KILN_SRC/tests/features/random_tables.py"
-for t in events spine snap static; do
-  $K data import csv "$t.csv" tables.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
-done
+import_random_tables
 same_on_ranks random build spec.yaml
 # the ranks really split the work: every rank holds spine rows and owns keys
 "$PY" - <<'PY' || fail "the random tables' build has no rows"

