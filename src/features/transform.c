@@ -73,8 +73,9 @@ double kiln_feat_quantile(const double *sorted, uint64_t m, double q)
     if (m == 0) return NAN;
     double h = (double)(m - 1) * q;
     uint64_t lo = (uint64_t)h;
-    if (lo >= m - 1) return sorted[m - 1];
-    return sorted[lo] + (h - (double)lo) * (sorted[lo + 1] - sorted[lo]);
+    double t = h - (double)lo;
+    if (lo >= m - 1 || t == 0) return sorted[lo < m - 1 ? lo : m - 1]; /* exact: inf next door gives no NaN */
+    return sorted[lo] + t * (sorted[lo + 1] - sorted[lo]);
 }
 
 /* buckets(N): the training quantiles at 1/N .. (N-1)/N, each once. */
